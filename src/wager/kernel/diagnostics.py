@@ -1,0 +1,129 @@
+"""Every ArviZ call in wager lives here, so the ArviZ version is one file's concern.
+
+ArviZ 0.2x: ``rhat(method="rank")`` is the rank-normalised split R-hat and
+``ess(method="bulk"|"tail")`` the bulk and tail effective sample sizes of
+Vehtari et al. (2021); ``bfmi`` is the energy Bayesian fraction of missing
+information (Betancourt 2016). Results are raw floats, never formatted text.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from wager.kernel.posterior import Posterior
+
+
+def _arviz() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
+
+
+def to_inference_data(posterior: Posterior) -> Any:
+    """ArviZ ``InferenceData`` with a ``posterior`` group and, for samplers, ``sample_stats``."""
+    az = _arviz()
+    stats = dict(posterior.sample_stats) or None
+    return az.from_dict(
+        posterior={k: np.asarray(v) for k, v in posterior.draws.items()},
+        sample_stats=stats,
+        attrs={"engine": posterior.engine, "seed": posterior.seed},
+    )
+
+
+@dataclass(frozen=True)
+class VariableDiagnostics:
+    """Worst case over a variable's elements (a vector parameter reports its worst entry)."""
+
+    rhat: float
+    ess_bulk: float
+    ess_tail: float
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    variables: Mapping[str, VariableDiagnostics]
+    divergences: int
+    bfmi: tuple[float, ...]
+    tree_depth_hits: int
+    draws: int
+
+    @property
+    def max_rhat(self) -> float:
+        return max(v.rhat for v in self.variables.values())
+
+    @property
+    def min_ess_bulk(self) -> float:
+        return min(v.ess_bulk for v in self.variables.values())
+
+    @property
+    def min_ess_tail(self) -> float:
+        return min(v.ess_tail for v in self.variables.values())
+
+    @property
+    def min_bfmi(self) -> float:
+        return min(self.bfmi) if self.bfmi else float("nan")
+
+
+def diagnose(posterior: Posterior, max_tree_depth: int | None = None) -> Diagnostics:
+    """Convergence diagnostics of every posterior variable, as raw floats."""
+    az = _arviz()
+    idata = to_inference_data(posterior)
+    rhat = az.rhat(idata, method="rank")
+    ess_bulk = az.ess(idata, method="bulk")
+    ess_tail = az.ess(idata, method="tail")
+    variables = {}
+    for name in posterior.draws:
+        variables[name] = VariableDiagnostics(
+            rhat=_worst(rhat[name].values, np.nanmax, bad=np.inf),
+            ess_bulk=_worst(ess_bulk[name].values, np.nanmin, bad=0.0),
+            ess_tail=_worst(ess_tail[name].values, np.nanmin, bad=0.0),
+        )
+    stats = posterior.sample_stats
+    divergences = int(np.sum(stats["diverging"])) if "diverging" in stats else 0
+    bfmi = tuple(float(x) for x in az.bfmi(idata)) if "energy" in stats else ()
+    hits = 0
+    if "tree_depth" in stats and max_tree_depth is not None:
+        hits = int(np.sum(stats["tree_depth"] >= max_tree_depth))
+    return Diagnostics(
+        variables=variables,
+        divergences=divergences,
+        bfmi=bfmi,
+        tree_depth_hits=hits,
+        draws=posterior.chains * posterior.draws_per_chain,
+    )
+
+
+def _worst(values: np.ndarray, reduce, bad: float) -> float:
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or np.all(np.isnan(values)):
+        # a constant variable (e.g. a fixed deterministic) has undefined R-hat: treat as failed
+        return float(bad)
+    return float(reduce(values))
+
+
+def mcse_mean(x: np.ndarray, independent: bool) -> float:
+    """Monte Carlo standard error of the mean of ``x`` shaped ``(chains, draws)``.
+
+    Independent draws: ``sd / sqrt(n)``. Markov chains: ArviZ's ESS-based MCSE.
+    """
+    x = np.asarray(x, dtype=float)
+    if independent:
+        return float(np.std(x, ddof=1) / np.sqrt(x.size))
+    if np.ptp(x) == 0:
+        return 0.0
+    az = _arviz()
+    return float(az.mcse(x, method="mean"))
+
+
+def ess_mean(x: np.ndarray, independent: bool) -> float:
+    """Effective sample size of the mean of ``x`` shaped ``(chains, draws)``."""
+    x = np.asarray(x, dtype=float)
+    if independent or np.ptp(x) == 0:
+        return float(x.size)
+    return float(_arviz().ess(x, method="mean"))

@@ -1,0 +1,122 @@
+"""Gates that fail closed: a posterior that fails one is not decided on.
+
+Defaults follow Vehtari et al. (2021) and the Stan manual: rank-normalised
+split R-hat < 1.01, bulk and tail ESS >= 400, no post-warmup divergence,
+E-BFMI >= 0.3 in every chain, no transition that saturated the tree depth.
+Gates read raw floats from ``Diagnostics``, never formatted text. An undefined
+diagnostic (NaN) fails its gate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wager.kernel.diagnostics import Diagnostics, diagnose
+from wager.kernel.posterior import Posterior
+
+
+class GatePolicy(BaseModel):
+    """Thresholds of the gates; part of a run's identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_rhat: float = Field(default=1.01, gt=1.0)
+    min_ess_bulk: float = Field(default=400, ge=0)
+    min_ess_tail: float = Field(default=400, ge=0)
+    max_divergences: int = Field(default=0, ge=0)
+    min_bfmi: float = Field(default=0.3, ge=0)
+    max_tree_depth_hits: int = Field(default=0, ge=0)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's verdict: ``value`` measured against ``threshold`` with ``rule``."""
+
+    name: str
+    value: float
+    threshold: float
+    rule: str  # "<", "<=", ">="
+    passed: bool
+    where: str = ""
+
+    def describe(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        where = f" ({self.where})" if self.where else ""
+        return f"{self.name} {verdict}: {_fmt(self.value)}{where}, needs {self.rule} {_fmt(self.threshold)}"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    gates: tuple[Gate, ...]
+    applicable: bool = True
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failed(self) -> tuple[Gate, ...]:
+        return tuple(g for g in self.gates if not g.passed)
+
+
+def check(posterior: Posterior, policy: GatePolicy) -> tuple[GateReport, Diagnostics | None]:
+    """Evaluate the convergence gates on ``posterior``.
+
+    Independent draws from an exact posterior are not a Markov chain: the
+    convergence gates do not apply and the report says so.
+    """
+    if posterior.independent:
+        return (
+            GateReport(gates=(), applicable=False, note="independent draws from the exact posterior: no Markov chain to converge"),
+            None,
+        )
+    max_depth = posterior.settings.get("max_tree_depth")
+    diag = diagnose(posterior, max_tree_depth=max_depth)
+    worst_rhat = max(diag.variables, key=lambda n: _nan_high(diag.variables[n].rhat))
+    worst_bulk = min(diag.variables, key=lambda n: _nan_low(diag.variables[n].ess_bulk))
+    worst_tail = min(diag.variables, key=lambda n: _nan_low(diag.variables[n].ess_tail))
+    gates = [
+        _gate("r_hat", diag.variables[worst_rhat].rhat, policy.max_rhat, "<", worst_rhat),
+        _gate("ess_bulk", diag.variables[worst_bulk].ess_bulk, policy.min_ess_bulk, ">=", worst_bulk),
+        _gate("ess_tail", diag.variables[worst_tail].ess_tail, policy.min_ess_tail, ">=", worst_tail),
+        _gate("divergences", diag.divergences, policy.max_divergences, "<=", "after warmup"),
+    ]
+    if diag.bfmi:
+        worst_chain = min(range(len(diag.bfmi)), key=lambda c: _nan_low(diag.bfmi[c]))
+        gates.append(_gate("e_bfmi", diag.bfmi[worst_chain], policy.min_bfmi, ">=", f"chain {worst_chain}"))
+    if max_depth is not None:
+        gates.append(
+            _gate("tree_depth", diag.tree_depth_hits, policy.max_tree_depth_hits, "<=", f"transitions at depth {max_depth}")
+        )
+    return GateReport(gates=tuple(gates)), diag
+
+
+def _gate(name: str, value: float, threshold: float, rule: str, where: str) -> Gate:
+    value = float(value)
+    if math.isnan(value):
+        passed = False
+    elif rule == "<":
+        passed = value < threshold
+    elif rule == "<=":
+        passed = value <= threshold
+    else:
+        passed = value >= threshold
+    return Gate(name=name, value=value, threshold=float(threshold), rule=rule, passed=passed, where=where)
+
+
+def _nan_high(x: float) -> float:
+    return math.inf if math.isnan(x) else x
+
+
+def _nan_low(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
+
+
+def _fmt(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e9:
+        return str(int(x))
+    return f"{x:.4g}"

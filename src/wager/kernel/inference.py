@@ -1,0 +1,104 @@
+"""Engines behind one interface: ``infer(model, config) -> Posterior``.
+
+A domain hands the kernel a ``Model``: a NumPyro model function with its data,
+and, where the model is conjugate, an exact update. ``engine="auto"`` takes the
+exact path whenever the model admits one and records which engine ran and why.
+JAX and NumPyro are imported only on the sampling path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from wager.kernel.conjugate import ExactPosterior
+from wager.kernel.posterior import Posterior
+from wager.kernel.seeds import chain_seeds
+
+
+class InferenceConfig(BaseModel):
+    """How to run inference. Part of a run's identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["auto", "exact", "nuts"] = "auto"
+    seed: int = Field(default=20240101, ge=0, lt=2**63)
+    chains: int = Field(default=4, ge=1, le=64)
+    draws: int = Field(default=1000, ge=10, le=1_000_000)
+    warmup: int = Field(default=1000, ge=0, le=1_000_000)
+    target_accept: float = Field(default=0.8, gt=0, lt=1)
+    max_tree_depth: int = Field(default=10, ge=1, le=20)
+    # NumPyro's "vectorized" and "sequential" give different draws for one key.
+    chain_method: Literal["sequential", "vectorized"] = "sequential"
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a domain gives the engines.
+
+    ``numpyro_model(**data)`` is the generative model for samplers. ``exact``,
+    when present, returns the closed-form posterior. ``observed`` is kept for
+    predictive checks and InferenceData.
+    """
+
+    name: str
+    numpyro_model: Callable[..., None] | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    exact: Callable[[], ExactPosterior] | None = None
+
+
+class EngineError(RuntimeError):
+    """The requested engine cannot run this model."""
+
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(label, done, total)``: called as inference advances."""
+
+
+def infer(model: Model, config: InferenceConfig, progress: ProgressFn | None = None) -> Posterior:
+    """Run the engine ``config.engine`` selects on ``model``."""
+    engine, reason = choose_engine(model, config.engine)
+    if engine == "exact":
+        return run_exact(model, config, reason)
+    from wager.kernel.nuts import run_nuts
+
+    return run_nuts(model, config, reason, progress)
+
+
+def choose_engine(model: Model, requested: str) -> tuple[str, str]:
+    """The engine to run and why, in words for the record."""
+    if requested == "exact":
+        if model.exact is None:
+            raise EngineError(f"model {model.name!r} has no exact (conjugate) update; use nuts")
+        return "exact", "requested: exact conjugate update"
+    if requested == "nuts":
+        if model.numpyro_model is None:
+            raise EngineError(f"model {model.name!r} has no NumPyro model to sample")
+        return "nuts", "requested: NUTS"
+    if model.exact is not None:
+        return "exact", "auto: the model is conjugate, so the exact update is cheapest and has no sampling error in its closed forms"
+    if model.numpyro_model is None:
+        raise EngineError(f"model {model.name!r} has neither an exact update nor a NumPyro model")
+    return "nuts", "auto: no conjugate form for this model, so NUTS (gated by convergence diagnostics)"
+
+
+def run_exact(model: Model, config: InferenceConfig, reason: str) -> Posterior:
+    """Independent draws from the closed-form posterior, one NumPy stream per chain."""
+    assert model.exact is not None
+    exact = model.exact()
+    seeds = chain_seeds(config.seed, config.chains)
+    per_chain = [exact.sample(np.random.default_rng(s), (config.draws,)) for s in seeds]
+    names = per_chain[0].keys()
+    draws = {name: np.stack([chain[name] for chain in per_chain]) for name in names}
+    return Posterior(
+        draws=draws,
+        engine="exact",
+        reason=reason,
+        seed=config.seed,
+        chain_seeds=seeds,
+        exact=exact,
+        settings={"chains": config.chains, "draws": config.draws, "sampler": "numpy.random.Generator(PCG64)"},
+    )
