@@ -11,8 +11,12 @@ class WagerError(Exception):
     """Base class of every error wager raises on purpose."""
 
 
-class SpecError(WagerError, ValueError):
-    """Bad input: ``field`` is where, ``rule`` is what it must satisfy."""
+class SpecError(WagerError):
+    """Bad input: ``field`` is where, ``rule`` is what it must satisfy.
+
+    Deliberately not a ``ValueError``: raised inside a pydantic validator it
+    passes through unchanged, keeping the field name it was given.
+    """
 
     def __init__(self, field: str, rule: str) -> None:
         self.field = field

@@ -201,3 +201,32 @@ class InverseGamma:
 
     def sample(self, rng, size):
         return 1.0 / rng.gamma(self.shape, 1.0 / self.scale, size=size)
+
+
+@dataclass(frozen=True)
+class Affine:
+    """The distribution of ``scale * X + shift`` for ``X ~ base`` (``scale > 0``)."""
+
+    base: Distribution1D
+    scale: float = 1.0
+    shift: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return self.scale * self.base.mean + self.shift
+
+    @property
+    def sd(self) -> float:
+        return self.scale * self.base.sd
+
+    def pdf(self, x):
+        return self.base.pdf((np.asarray(x, dtype=float) - self.shift) / self.scale) / self.scale
+
+    def cdf(self, x):
+        return self.base.cdf((np.asarray(x, dtype=float) - self.shift) / self.scale)
+
+    def ppf(self, q):
+        return self.scale * self.base.ppf(q) + self.shift
+
+    def sample(self, rng, size):
+        return self.scale * self.base.sample(rng, size) + self.shift

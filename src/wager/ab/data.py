@@ -1,0 +1,88 @@
+"""Per-visitor tables -> per-arm sufficient statistics.
+
+One row per visitor: an arm column and a value column. For ``conversion`` the
+value is 0/1 (or boolean); for ``count`` a non-negative whole number of events;
+for ``revenue`` a non-negative spend (0 for visitors who bought nothing).
+Arms keep the order of their first appearance; the first is the control unless
+the spec names one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from wager.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def read_table(path: str | Path, field: str = "data.path") -> "pd.DataFrame":
+    """Read a CSV or parquet file, or raise ``SpecError`` naming ``field``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(field, f"no such file: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if path.suffix.lower() in (".csv", ".txt"):
+            return pd.read_csv(path)
+    except Exception as exc:  # the reader's own message is the useful part
+        raise SpecError(field, f"could not be read as a table: {exc}") from None
+    raise SpecError(field, f"must be a .csv or .parquet file; got {path.suffix or 'no extension'}")
+
+
+def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value: str = "value") -> list[dict]:
+    """Sufficient statistics per arm, as dicts ready for ``Arm``."""
+    for column, role in ((arm, "arm"), (value, "value")):
+        if column not in frame.columns:
+            raise SpecError(f"data.{role}", f"column {column!r} is not in the table (columns: {', '.join(map(str, frame.columns))})")
+    if frame[arm].isna().any():
+        row = int(np.flatnonzero(frame[arm].isna().to_numpy())[0])
+        raise SpecError(f"data.{arm}", f"row {row} has no arm")
+    try:
+        values = frame[value].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise SpecError(f"data.{value}", "must be numeric") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; every visitor needs a finite value")
+    if (values < 0).any():
+        row = int(np.flatnonzero(values < 0)[0])
+        raise SpecError(f"data.{value}", f"row {row} is negative ({values[row]}); values must be >= 0")
+    if metric == "conversion" and not np.isin(values, (0.0, 1.0)).all():
+        row = int(np.flatnonzero(~np.isin(values, (0.0, 1.0)))[0])
+        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; a conversion is 0 or 1")
+    if metric == "count" and not np.all(values == np.floor(values)):
+        row = int(np.flatnonzero(values != np.floor(values))[0])
+        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; event counts are whole numbers")
+
+    labels = frame[arm].astype(str).to_numpy()
+    _, first = np.unique(labels, return_index=True)
+    order = labels[np.sort(first)]
+    arms = []
+    for name in order:
+        v = values[labels == name]
+        stats: dict = {"name": str(name), "visitors": int(v.size)}
+        if metric == "conversion":
+            stats["conversions"] = int(v.sum())
+        elif metric == "count":
+            stats["events"] = int(v.sum())
+        else:
+            spend = v[v > 0]
+            logs = np.log(spend)
+            stats.update(
+                purchasers=int(spend.size),
+                revenue=float(spend.sum()),
+                revenue_sq=float(np.sum(spend**2)),
+                log_revenue=float(logs.sum()),
+                log_revenue_sq=float(np.sum(logs**2)),
+            )
+        arms.append(stats)
+    return arms

@@ -1,0 +1,208 @@
+"""A/B models: default priors (each with its justification), NumPyro model
+functions, and exact updates where the model is conjugate.
+
+Every arm shares the metric's priors; arms are independent a priori.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from wager.ab.spec import ABSpec, Arm
+from wager.errors import SpecError
+from wager.kernel.conjugate import ExactPosterior, beta_binomial, gamma_poisson
+from wager.kernel.inference import Model
+from wager.kernel.priors import Prior
+
+DEFAULT_PRIORS: dict[str, dict[str, Prior]] = {
+    "conversion": {
+        "rate": Prior(
+            family="beta",
+            params={"alpha": 1.0, "beta": 1.0},
+            why=(
+                "Uniform over conversion rates: no rate is favoured before the test. It adds one "
+                "pseudo-conversion and one pseudo-failure per arm, which moves a posterior mean by "
+                "at most 1/(visitors + 2)."
+            ),
+            source="wager default; the Bayes-Laplace uniform prior, as in the founding example (pm.Beta(1, 1))",
+        )
+    },
+    "count": {
+        "rate": Prior(
+            family="gamma",
+            params={"shape": 1.0, "rate": 0.001},
+            why=(
+                "Nearly flat over events per visitor: an exponential prior with mean 1000. It adds one "
+                "pseudo-event and 0.001 visitors of exposure per arm, negligible against any test's traffic."
+            ),
+            source="wager default; a vague conjugate Gamma prior for a Poisson rate (Gelman et al., BDA3, sec. 2.6)",
+        )
+    },
+    "revenue": {
+        "purchase_rate": Prior(
+            family="beta",
+            params={"alpha": 1.0, "beta": 1.0},
+            why="Uniform over the share of visitors who buy: no share is favoured before the test.",
+            source="wager default; Bayes-Laplace uniform prior",
+        ),
+        "log_spend_mean": Prior(
+            family="normal",
+            params={"loc": 0.0, "scale": 10.0},
+            why=(
+                "The mean log spend of a buyer. A standard deviation of 10 on the log scale spans spends "
+                "from fractions of a cent to millions of currency units, so the data, not the prior, "
+                "locate it."
+            ),
+            source="wager default; weakly informative prior on a log-scale location (Gelman et al., BDA3, sec. 2.9)",
+        ),
+        "log_spend_sd": Prior(
+            family="half_normal",
+            params={"scale": 2.5},
+            why=(
+                "The spread of log spend between buyers. Real basket sizes vary by factors of 2 to 50 "
+                "(log-scale sd 0.7 to 4); a half-normal with scale 2.5 keeps all of that plausible and "
+                "rules out absurd spreads."
+            ),
+            source="wager default; weakly informative half-normal on a scale parameter (Gelman 2006)",
+        ),
+    },
+}
+
+VALUE = {"conversion": "rate", "count": "rate", "revenue": "revenue_per_visitor"}
+"""The posterior quantity arms are compared on, per metric."""
+
+UNITS = {
+    "conversion": "conversion rate (share of visitors)",
+    "count": "events per visitor",
+    "revenue": "revenue per visitor",
+}
+
+
+def priors_for(spec: ABSpec) -> dict[str, Prior]:
+    """The metric's default priors, overridden by any the spec declares."""
+    priors = {**DEFAULT_PRIORS[spec.metric], **spec.priors}
+    families = {"conversion": {"rate": ("beta",)}, "count": {"rate": ("gamma",)}}
+    for name, allowed in families.get(spec.metric, {}).items():
+        if priors[name].family not in allowed:
+            raise SpecError(f"priors.{name}.family", f"the {spec.metric} metric needs a {' or '.join(allowed)} prior; got {priors[name].family}")
+    return priors
+
+
+def build_model(spec: ABSpec) -> Model:
+    """The metric's model for ``spec.arms``."""
+    assert spec.arms is not None
+    priors = priors_for(spec)
+    arms = spec.arms
+    if spec.metric == "conversion":
+        return Model(
+            name="ab.conversion",
+            numpyro_model=conversion_model,
+            data={
+                "visitors": np.array([a.visitors for a in arms]),
+                "conversions": np.array([a.conversions for a in arms]),
+                "rate_prior": priors["rate"],
+            },
+            exact=lambda: _exact(arms, lambda a: beta_binomial(priors["rate"], a.conversions, a.visitors)),
+        )
+    if spec.metric == "count":
+        return Model(
+            name="ab.count",
+            numpyro_model=count_model,
+            data={
+                "visitors": np.array([float(a.visitors) for a in arms]),
+                "events": np.array([a.events for a in arms]),
+                "rate_prior": priors["rate"],
+            },
+            exact=lambda: _exact(arms, lambda a: gamma_poisson(priors["rate"], a.events, a.visitors)),
+        )
+    return Model(
+        name="ab.revenue",
+        numpyro_model=revenue_model,
+        data={
+            "visitors": np.array([a.visitors for a in arms]),
+            "purchasers": np.array([a.purchasers for a in arms]),
+            "log_revenue": np.array([a.log_revenue for a in arms], dtype=float),
+            "log_revenue_sq": np.array([a.log_revenue_sq for a in arms], dtype=float),
+            "purchase_rate_prior": priors["purchase_rate"],
+            "log_spend_mean_prior": priors["log_spend_mean"],
+            "log_spend_sd_prior": priors["log_spend_sd"],
+        },
+        exact=None,
+    )
+
+
+def _exact(arms: list[Arm], update) -> ExactPosterior:
+    marginals = {f"rate[{a.name}]": update(a) for a in arms}
+
+    def joint(rng: np.random.Generator, size: tuple[int, ...]) -> dict[str, np.ndarray]:
+        return {"rate": np.stack([marginals[f"rate[{a.name}]"].sample(rng, size) for a in arms], axis=-1)}
+
+    return ExactPosterior(marginals=marginals, joint=joint)
+
+
+# --- NumPyro model functions (module level, so they pickle into worker processes) ---
+
+
+def conversion_model(visitors, conversions, rate_prior: Prior) -> None:
+    """conversions[i] ~ Binomial(visitors[i], rate[i]),  rate[i] ~ rate_prior."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    with numpyro.plate("arm", len(visitors)):
+        rate = numpyro.sample("rate", rate_prior.to_numpyro())
+        numpyro.sample("conversions", dist.Binomial(visitors, probs=rate), obs=conversions)
+
+
+def count_model(visitors, events, rate_prior: Prior) -> None:
+    """events[i] ~ Poisson(visitors[i] * rate[i]),  rate[i] ~ rate_prior."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    with numpyro.plate("arm", len(visitors)):
+        rate = numpyro.sample("rate", rate_prior.to_numpyro())
+        numpyro.sample("events", dist.Poisson(visitors * rate), obs=events)
+
+
+def revenue_model(
+    visitors,
+    purchasers,
+    log_revenue,
+    log_revenue_sq,
+    purchase_rate_prior: Prior,
+    log_spend_mean_prior: Prior,
+    log_spend_sd_prior: Prior,
+) -> None:
+    """Zero-inflated lognormal spend per visitor, from sufficient statistics.
+
+    A visitor buys with probability ``p``; a buyer spends ``exp(N(mu, sigma))``.
+    With ``k`` buyers, ``S1 = sum log y`` and ``S2 = sum (log y)^2`` the
+    lognormal log-likelihood is
+    ``-k log sigma - k/2 log(2 pi) - (S2 - 2 mu S1 + k mu^2) / (2 sigma^2) - S1``.
+    Revenue per visitor: ``p * exp(mu + sigma^2 / 2)``.
+    """
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    with numpyro.plate("arm", len(visitors)):
+        p = numpyro.sample("purchase_rate", purchase_rate_prior.to_numpyro())
+        mu = numpyro.sample("log_spend_mean", log_spend_mean_prior.to_numpyro())
+        sigma = numpyro.sample("log_spend_sd", log_spend_sd_prior.to_numpyro())
+        numpyro.sample("purchases", dist.Binomial(visitors, probs=p), obs=purchasers)
+    k = purchasers
+    loglik = (
+        -k * jnp.log(sigma)
+        - 0.5 * k * math.log(2 * math.pi)
+        - (log_revenue_sq - 2 * mu * log_revenue + k * mu**2) / (2 * sigma**2)
+        - log_revenue
+    )
+    numpyro.factor("spend", jnp.sum(loglik))
+    numpyro.deterministic("revenue_per_visitor", p * jnp.exp(mu + sigma**2 / 2))
+
+
+def value_draws(spec: ABSpec, draws: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Draws of the compared quantity, shape ``(chains, draws, arms)``."""
+    return np.asarray(draws[VALUE[spec.metric]], dtype=float)

@@ -1,0 +1,1 @@
+"""Running a spec through the shared path: validate, model, infer, check, decide."""

@@ -1,0 +1,59 @@
+"""Loading and validating specs: YAML/JSON files or Python dicts, one error type.
+
+The ``domain`` key picks the schema. Anything wrong raises ``SpecError`` naming
+the field and the rule; nothing is run and nothing is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from wager.errors import SpecError, from_pydantic
+
+
+def schemas() -> dict[str, type[BaseModel]]:
+    """Domain name -> spec schema."""
+    from wager.ab.spec import ABSpec
+    from wager.custom.spec import CustomSpec
+
+    return {"ab": ABSpec, "model": CustomSpec}
+
+
+def parse_spec(payload: Any) -> BaseModel:
+    """Validate a spec given as a mapping."""
+    if not isinstance(payload, Mapping):
+        raise SpecError("spec", f"must be a mapping of keys to values; got {type(payload).__name__}")
+    domain = payload.get("domain", "ab")
+    known = schemas()
+    if domain not in known:
+        raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
+    try:
+        return known[domain].model_validate(dict(payload))
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping in a YAML (or JSON) spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("spec", f"no such file: {path}")
+    try:
+        payload = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError("spec", f"malformed YAML{where}: {problem}") from None
+    if payload is None:
+        raise SpecError("spec", f"{path.name} is empty")
+    return payload
+
+
+def load_spec(path: str | Path) -> BaseModel:
+    """Read and validate a spec file."""
+    return parse_spec(read_spec_file(path))
