@@ -30,6 +30,8 @@ def resolve(spec: ABSpec, frame: Any = None, base_dir: Path | None = None) -> AB
         return spec
     if frame is None:
         assert spec.data is not None
+        if spec.data.path is None:
+            raise SpecError("data.path", "is required (a .csv or .parquet file) unless a DataFrame is passed in")
         path = Path(spec.data.path)
         frame = read_table(path if path.is_absolute() or base_dir is None else base_dir / path)
     source = spec.data

@@ -53,11 +53,12 @@ class Arm(BaseModel):
 
 
 class TableSource(BaseModel):
-    """A per-visitor table on disk: one row per visitor."""
+    """A per-visitor table: one row per visitor. ``path`` may be left out when the
+    table is handed over in memory as a pandas DataFrame."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str
+    path: str | None = None
     arm: str = "arm"
     value: str = "value"
 
