@@ -1,0 +1,93 @@
+"""Gates fail closed on raw floats; thresholds are configurable."""
+
+import numpy as np
+import pytest
+
+from wager.kernel.gates import GatePolicy, check
+from wager.kernel.posterior import Posterior
+
+
+def sampled(x, **stats):
+    chains, draws = x.shape[:2]
+    base = {
+        "diverging": np.zeros((chains, draws), bool),
+        "energy": np.random.default_rng(9).normal(size=(chains, draws)),
+        "tree_depth": np.full((chains, draws), 3),
+    }
+    base.update(stats)
+    return Posterior(
+        draws={"theta": x}, engine="nuts", reason="test", seed=0, chain_seeds=tuple(range(chains)),
+        sample_stats=base, settings={"max_tree_depth": 10},
+    )
+
+
+def healthy(seed=0):
+    return np.random.default_rng(seed).normal(size=(4, 1000))
+
+
+def gate(report, name):
+    return next(g for g in report.gates if g.name == name)
+
+
+def test_well_mixed_chains_pass_every_gate():
+    report, diag = check(sampled(healthy()), GatePolicy())
+    assert report.passed, [g.describe() for g in report.gates]
+    assert {g.name for g in report.gates} == {"r_hat", "ess_bulk", "ess_tail", "divergences", "e_bfmi", "tree_depth"}
+
+
+def test_chains_that_disagree_fail_r_hat_with_the_measured_value():
+    x = healthy() + np.array([0.0, 0.0, 0.0, 1.0])[:, None]
+    report, diag = check(sampled(x), GatePolicy())
+    g = gate(report, "r_hat")
+    assert not g.passed and g.value > 1.01 and g.value == diag.max_rhat
+    assert "r_hat FAILED" in g.describe() and "theta" in g.describe()
+
+
+def test_sticky_chains_fail_ess():
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.normal(size=(4, 1000)), axis=1) * 0.05  # a random walk: tiny ESS
+    report, _ = check(sampled(x), GatePolicy())
+    assert not gate(report, "ess_bulk").passed and not gate(report, "ess_tail").passed
+
+
+def test_one_divergence_blocks_unless_the_policy_allows_it():
+    div = np.zeros((4, 1000), bool)
+    div[2, 500] = True
+    report, _ = check(sampled(healthy(), diverging=div), GatePolicy())
+    assert not report.passed and gate(report, "divergences").value == 1
+    relaxed, _ = check(sampled(healthy(), diverging=div), GatePolicy(max_divergences=1))
+    assert relaxed.passed
+
+
+def test_e_bfmi_matches_its_definition_and_fails_below_threshold():
+    rng = np.random.default_rng(2)
+    energy = np.cumsum(rng.normal(size=(4, 1000)), axis=1)  # energy that barely moves between draws
+    report, diag = check(sampled(healthy(), energy=energy), GatePolicy())
+    # E-BFMI = sum (E_n - E_{n-1})^2 / sum (E_n - mean E)^2  (Betancourt 2016), per chain
+    by_hand = [np.sum(np.diff(e) ** 2) / np.sum((e - e.mean()) ** 2) for e in energy]
+    np.testing.assert_allclose(diag.bfmi, by_hand, rtol=1e-10)
+    assert not gate(report, "e_bfmi").passed and gate(report, "e_bfmi").value == pytest.approx(min(by_hand))
+
+
+def test_saturated_tree_depth_blocks():
+    depth = np.full((4, 1000), 3)
+    depth[0, :10] = 10
+    report, _ = check(sampled(healthy(), tree_depth=depth), GatePolicy())
+    assert gate(report, "tree_depth").value == 10 and not report.passed
+
+
+def test_nan_diagnostic_fails_closed():
+    x = healthy()
+    x[:, :] = 1.0  # a constant: R-hat undefined
+    report, _ = check(sampled(x), GatePolicy())
+    assert not report.passed
+
+
+def test_exact_posteriors_are_not_markov_chains():
+    from wager.kernel.closed_form import Beta
+    from wager.kernel.conjugate import ExactPosterior
+
+    post = Posterior(draws={"p": np.zeros((4, 10))}, engine="exact", reason="t", seed=0, chain_seeds=(0,) * 4,
+                     exact=ExactPosterior(marginals={"p": Beta(1, 1)}))
+    report, diag = check(post, GatePolicy())
+    assert report.passed and not report.applicable and diag is None
