@@ -132,32 +132,36 @@ def _json_default(value: Any) -> Any:
 
 
 class _progress:
-    """A rich spinner on stderr while inference runs (off for --quiet and --json)."""
+    """A rich progress bar on stderr while inference runs (off for --quiet, --json
+    and when stderr is not a terminal)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self._status = None
+        self._bar = None
 
     def __enter__(self):
         if not self.enabled:
             return None
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        console = Console(stderr=True)
+        self._bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chains"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        )
+        self._bar.start()
+        tasks: dict[str, Any] = {}
 
         def update(label: str, done: int, total: int) -> None:
-            if self._status is None:
-                self._status = console.status(label)
-                self._status.start()
-            elif done >= total:
-                self._status.stop()
-                self._status = None
+            if label not in tasks:
+                tasks[label] = self._bar.add_task(label, total=total)
+            self._bar.update(tasks[label], completed=done, total=total)
 
         return update
 
     def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.stop()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def main() -> None:

@@ -94,6 +94,8 @@ def outcome(spec: ABSpec, posterior: Posterior) -> Outcome:
     if spec.metric == "revenue":
         payload["normal_approximation"] = normal_approximation(spec)
     lines = narrative(spec, summary, verdict.action, verdict.why, srm)
+    if spec.metric == "revenue":
+        lines += normal_approximation_lines(payload["normal_approximation"], control, spec.decision.credible_mass)
     warnings = []
     action: str | None = verdict.action
     if srm.flagged:
@@ -153,6 +155,21 @@ def normal_approximation(spec: ABSpec) -> dict[str, Any]:
     return out
 
 
+def normal_approximation_lines(normal: dict[str, Any], control: str, mass: float) -> list[str]:
+    """The Normal approximation's answer, beside the model's, in the same words."""
+    lines = []
+    for name, arm in normal["arms"].items():
+        if name == control:
+            continue
+        lo, hi = arm["lift_absolute"]["interval"]
+        lines.append(
+            f"Normal approximation, for comparison: lift {_signed(arm['lift_absolute']['median'])} "
+            f"({mass:.0%} interval {_signed(lo)} to {_signed(hi)}), "
+            f"{name} beats {control} with probability {arm['prob_beats_control']:.1%}."
+        )
+    return lines
+
+
 def narrative(spec: ABSpec, summary: dict[str, Any], action: str, why: str, srm: SRMCheck) -> list[str]:
     """Plain language for a non-statistician, digits limited by Monte Carlo error."""
     arms, control = summary["arms"], summary["control"]
@@ -167,10 +184,10 @@ def narrative(spec: ABSpec, summary: dict[str, Any], action: str, why: str, srm:
         margin = (
             f"{_num(policy.min_lift)}" if policy.lift == "absolute" else f"{policy.min_lift:.1%} (relative)"
         )
-        lines.append(
-            f"{name} beats {control} with probability {fmt_percent(beats.value, beats.mcse)}; "
-            f"probability its lift clears the {margin} margin: {fmt_percent(above.value, above.mcse)}."
-        )
+        sentence = f"{name} beats {control} with probability {fmt_percent(beats.value, beats.mcse)}"
+        if policy.min_lift > 0:
+            sentence += f"; probability its lift clears the {margin} margin: {fmt_percent(above.value, above.mcse)}"
+        lines.append(sentence + ".")
         lo, hi = a["lift_absolute"]["interval"]
         rlo, rhi = a["lift_relative"]["interval"]
         lines.append(
@@ -183,7 +200,7 @@ def narrative(spec: ABSpec, summary: dict[str, Any], action: str, why: str, srm:
         for n in summary["names"]
     )
     lines.append(
-        f"Expected loss ({units(spec)} given up per visitor) if you {losses}; "
+        f"Expected loss, in {units(spec)} given up: {losses}; "
         f"threshold of caring: {fmt(summary['threshold'], 0.0, 2)}."
     )
     lines.append("Probability each arm is the best choice (margin included): " + ", ".join(

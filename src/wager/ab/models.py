@@ -75,7 +75,7 @@ VALUE = {"conversion": "rate", "count": "rate", "revenue": "revenue_per_visitor"
 """The posterior quantity arms are compared on, per metric."""
 
 UNITS = {
-    "conversion": "conversion rate (share of visitors)",
+    "conversion": "conversions per visitor",
     "count": "events per visitor",
     "revenue": "revenue per visitor",
 }

@@ -1,9 +1,9 @@
 """NUTS through NumPyro: several chains, one integer seed, per-chain keys derived from it.
 
 Each chain runs from its own key ``PRNGKey(chain_seeds[c])``, so a chain's draws
-depend on the run seed and the chain's index only. Chains run one after the
-other in a single NumPyro ``MCMC`` call (``chain_method="sequential"``) or
-vectorised; the method is recorded because the two give different draws.
+depend on the run seed and the chain's index only, not on how many chains run.
+Chains run one after the other (``chain_method="sequential"``) or vectorised in
+one call; the method is recorded because the two give different draws.
 """
 
 from __future__ import annotations
@@ -66,25 +66,44 @@ def run_nuts(
         target_accept_prob=config.target_accept,
         max_tree_depth=config.max_tree_depth,
     )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=config.warmup,
-        num_samples=config.draws,
-        num_chains=config.chains,
-        chain_method=config.chain_method,
-        progress_bar=False,
-    )
-    keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])
-    if config.chains == 1:
-        keys = keys[0]
-    if progress:
-        progress(f"NUTS: {config.chains} chains x {config.warmup}+{config.draws}", 0, 1)
-    mcmc.run(jax.numpy.asarray(keys), extra_fields=EXTRA_FIELDS, **dict(model.data))
-    if progress:
-        progress(f"NUTS: {config.chains} chains x {config.warmup}+{config.draws}", 1, 1)
+    label = f"NUTS {config.warmup} warmup + {config.draws} draws"
+    if config.chain_method == "vectorized":
+        mcmc = MCMC(
+            kernel,
+            num_warmup=config.warmup,
+            num_samples=config.draws,
+            num_chains=config.chains,
+            chain_method="vectorized",
+            progress_bar=False,
+        )
+        keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
+        if progress:
+            progress(f"{label}, {config.chains} chains vectorised", 0, 1)
+        mcmc.run(keys if config.chains > 1 else keys[0], extra_fields=EXTRA_FIELDS, **dict(model.data))
+        samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+        if progress:
+            progress(f"{label}, {config.chains} chains vectorised", 1, 1)
+    else:
+        # One chain at a time through one MCMC object: the compiled sampler is
+        # reused after the first chain, and progress can be shown per chain.
+        mcmc = MCMC(kernel, num_warmup=config.warmup, num_samples=config.draws, num_chains=1, progress_bar=False)
+        per_chain: list[tuple[dict, dict]] = []
+        for chain, seed in enumerate(seeds):
+            if progress:
+                progress(label, chain, config.chains)
+            mcmc.run(jax.random.PRNGKey(seed), extra_fields=EXTRA_FIELDS, **dict(model.data))
+            per_chain.append(
+                (
+                    {k: np.asarray(v) for k, v in mcmc.get_samples().items()},
+                    {k: np.asarray(v) for k, v in mcmc.get_extra_fields().items()},
+                )
+            )
+        if progress:
+            progress(label, config.chains, config.chains)
+        samples = {k: np.stack([c[0][k] for c in per_chain]) for k in per_chain[0][0]}
+        extra = {k: np.stack([c[1][k] for c in per_chain]) for k in per_chain[0][1]}
 
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     stats = {
         "diverging": extra["diverging"].astype(bool),
         "energy": extra["energy"],
