@@ -89,9 +89,23 @@ def test_gamma_chance_to_win_has_a_beta_closed_form():
     assert compare.prob_difference_above(x, y, 0.0) == pytest.approx(1 - closed, abs=1e-10)
 
 
+def test_lift_densities_integrate_to_the_distribution():
+    A, B = beta_posterior(10, 100), beta_posterior(15, 100)
+    # d/dt P(Y > t) = -density(t): check by a central difference
+    for t in (-0.05, 0.0, 0.05):
+        h = 1e-5
+        slope = (compare.prob_difference_above(A, B, t + h) - compare.prob_difference_above(A, B, t - h)) / (2 * h)
+        assert -slope == pytest.approx(compare.density_of_difference(A, B, t), rel=1e-6)
+        slope = (compare.prob_ratio_above(A, B, t + h) - compare.prob_ratio_above(A, B, t - h)) / (2 * h)
+        assert -slope == pytest.approx(compare.density_of_ratio(A, B, t), rel=1e-6)
+
+
 def test_lift_quantiles_invert_the_lift_distribution():
     A, B = beta_posterior(1100, 20000), beta_posterior(1200, 20000)
-    q = compare.quantiles_of(lambda t: compare.prob_difference_above(A, B, t), [0.025, 0.5, 0.975], -0.1, 0.1)
+    q = compare.quantiles_of(
+        lambda t: compare.prob_difference_above(A, B, t), lambda t: compare.density_of_difference(A, B, t),
+        [0.025, 0.5, 0.975], -0.1, 0.1,
+    )
     assert compare.prob_difference_above(A, B, q) == pytest.approx([0.975, 0.5, 0.025], abs=1e-9)
     # the interval's story agrees with the chance to win: P(B > A) > 97.5% iff the lower bound is above 0
     assert (q[0] > 0) == (compare.prob_beta_greater(A, B) > 0.975)

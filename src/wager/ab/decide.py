@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from wager.ab.models import UNITS, VALUE, value_draws
 from wager.ab.spec import ABSpec
@@ -102,10 +103,7 @@ def _closed_form(names, control, dists: dict[str, Distribution1D], policy, level
             above = (
                 compare.prob_difference_above(c, d, m) if policy.lift == "absolute" else compare.prob_ratio_above(c, d, m)
             )
-            lo, hi = d.ppf(_WIDE) - c.ppf(1 - _WIDE), d.ppf(1 - _WIDE) - c.ppf(_WIDE)
-            abs_q = compare.quantiles_of(lambda t: compare.prob_difference_above(c, d, t), levels, lo, hi)
-            rlo, rhi = d.ppf(_WIDE) / c.ppf(1 - _WIDE) - 1, d.ppf(1 - _WIDE) / max(c.ppf(_WIDE), 1e-300) - 1
-            rel_q = compare.quantiles_of(lambda t: compare.prob_ratio_above(c, d, t), levels, rlo, min(rhi, 1e6))
+            abs_q, rel_q = _lift_quantiles(c, d, levels)
             arm.update(
                 prob_beats_control=Estimate(beats),
                 prob_lift_above_margin=Estimate(float(above)),
@@ -114,6 +112,24 @@ def _closed_form(names, control, dists: dict[str, Distribution1D], policy, level
             )
         arms[n] = arm
     return arms, decision
+
+
+def _lift_quantiles(c: Distribution1D, d: Distribution1D, levels: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles of the absolute lift ``X_d - X_c`` and the relative lift ``X_d / X_c - 1``,
+    started from their Normal (delta-method) approximations."""
+    z = special.ndtri(np.asarray(levels))
+    guess = d.mean - c.mean + z * np.hypot(c.sd, d.sd)
+    lo, hi = d.ppf(_WIDE) - c.ppf(1 - _WIDE), d.ppf(1 - _WIDE) - c.ppf(_WIDE)
+    absolute = compare.quantiles_of(
+        lambda t: compare.prob_difference_above(c, d, t), lambda t: compare.density_of_difference(c, d, t), levels, lo, hi, guess
+    )
+    ratio = d.mean / c.mean
+    guess = ratio - 1 + z * ratio * np.hypot(c.sd / c.mean, d.sd / d.mean)
+    rlo, rhi = d.ppf(_WIDE) / c.ppf(1 - _WIDE) - 1, d.ppf(1 - _WIDE) / max(c.ppf(_WIDE), 1e-300) - 1
+    relative = compare.quantiles_of(
+        lambda t: compare.prob_ratio_above(c, d, t), lambda t: compare.density_of_ratio(c, d, t), levels, rlo, min(rhi, 1e6), guess
+    )
+    return absolute, relative
 
 
 def _monte_carlo(names, control, x: np.ndarray, policy, levels, independent: bool):

@@ -88,6 +88,8 @@ def outcome(spec: ABSpec, posterior: Posterior) -> Outcome:
         "method": summary["method"],
         "bayes_action": summary["decision"].best,
         "indifferent": summary["decision"].indifferent,
+        "gap": summary["decision"].gap,
+        "gap_mcse": summary["decision"].gap_mcse,
         "arms": {n: _arm_json(a) for n, a in summary["arms"].items()},
         "srm": {"chi2": srm.chi2, "dof": srm.dof, "p_value": srm.p_value, "alpha": srm.alpha, "flagged": srm.flagged},
     }

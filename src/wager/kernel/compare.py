@@ -133,20 +133,48 @@ def special_sf(dist: Distribution1D, x: np.ndarray) -> np.ndarray:
     return 1 - dist.cdf(x)
 
 
-def quantiles_of(prob_above: Callable[[np.ndarray], np.ndarray], qs: Sequence[float], lo: float, hi: float) -> np.ndarray:
-    """Quantiles ``q`` of a variable given ``prob_above(t) = P(Y > t)``, by vectorised bisection
-    on ``[lo, hi]`` (which must bracket them)."""
+def density_of_difference(a: Distribution1D, b: Distribution1D, t) -> np.ndarray:
+    """Density of ``X_b - X_a`` at ``t``: ``E_{X_a}[f_b(X_a + t)]``."""
+    t = np.asarray(t, dtype=float)
+    breaks = _quantile_points(b)[None, :] - t.reshape(-1, 1)
+    return expectation(a, lambda x: b.pdf(x + t.reshape(-1, 1, 1)), breaks).reshape(t.shape)
+
+
+def density_of_ratio(a: Distribution1D, b: Distribution1D, t) -> np.ndarray:
+    """Density of ``X_b / X_a - 1`` at ``t``: ``E_{X_a}[X_a f_b((1 + t) X_a)]``."""
+    t = np.asarray(t, dtype=float)
+    scale = (1 + t).reshape(-1, 1)
+    breaks = _quantile_points(b)[None, :] / scale
+    return expectation(a, lambda x: x * b.pdf(x * scale[..., None]), breaks).reshape(t.shape)
+
+
+def quantiles_of(
+    prob_above: Callable[[np.ndarray], np.ndarray],
+    density: Callable[[np.ndarray], np.ndarray],
+    qs: Sequence[float],
+    lo: float,
+    hi: float,
+    guess: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantiles ``q`` of a variable ``Y`` from ``prob_above(t) = P(Y > t)`` and its
+    density, by safeguarded Newton steps (bisection whenever a step leaves the
+    bracket ``[lo, hi]``, which must contain the quantiles). Vectorised over ``qs``."""
     target = 1 - np.asarray(qs, dtype=float)  # P(Y > t_q) = 1 - q
     left = np.full(target.shape, float(lo))
     right = np.full(target.shape, float(hi))
-    for _ in range(60):
-        mid = (left + right) / 2
-        above = prob_above(mid) > target
-        left = np.where(above, mid, left)
-        right = np.where(above, right, mid)
-        if np.all(right - left <= 1e-12 * max(1.0, abs(hi - lo))):
+    t = np.clip((left + right) / 2 if guess is None else np.asarray(guess, dtype=float), left, right)
+    for _ in range(100):
+        excess = prob_above(t) - target  # > 0: the quantile lies above t
+        left = np.where(excess > 0, t, left)
+        right = np.where(excess > 0, right, t)
+        if np.all(np.abs(excess) < 1e-13) or np.all(right - left <= 1e-14 * np.maximum(1.0, np.abs(t))):
             break
-    return (left + right) / 2
+        g = density(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = t + excess / g
+        inside = np.isfinite(step) & (step > left) & (step < right)
+        t = np.where(inside, step, (left + right) / 2)
+    return t
 
 
 def prob_beta_greater(a: Beta, b: Beta) -> float:
