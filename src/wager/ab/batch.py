@@ -137,7 +137,7 @@ def _exact(ka, na, kb, nb, prior_alpha, prior_beta, credible_mass) -> dict[str, 
         b = Beta(prior_alpha + kb[idx], prior_beta + nb[idx] - kb[idx])
         keep_a, ship_b = compare.expected_regret([a, b])
         lo, hi = b.ppf(_WIDE) - a.ppf(1 - _WIDE), b.ppf(1 - _WIDE) - a.ppf(_WIDE)
-        low, high = compare.quantiles_of(lambda t: compare.prob_difference_above(a, b, t), levels, lo, hi)
+        low, high = compare.quantiles_of(lambda t: compare.prob_difference_above(a, b, t), lambda t: compare.density_of_difference(a, b, t), levels, lo, hi)
         out["prob_b_beats_a"][idx] = compare.prob_beta_greater(a, b)
         out["expected_loss_ship_b"][idx] = ship_b
         out["expected_loss_keep_a"][idx] = keep_a

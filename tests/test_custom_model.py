@@ -1,0 +1,290 @@
+"""Bring your own model: a NumPyro model in a file, priors in the spec.
+
+Acceptance (the issue): on the published eight-schools data (Rubin 1981; BDA3
+Table 5.2) the centered model is blocked by the gates and its non-centered
+form passes them and decides. The non-centered posterior is checked against a
+reference computed here by quadrature, not against a remembered number.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import integrate, stats
+from typer.testing import CliRunner
+
+from wager.cli import app
+from wager.custom.domain import prepare
+from wager.errors import SpecError
+from wager.kernel.posterior import Posterior
+from wager.workflow.specs import load_spec, parse_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CENTERED = EXAMPLES / "eight_schools_centered.yaml"
+NONCENTERED = EXAMPLES / "eight_schools_noncentered.yaml"
+
+Y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])  # BDA3 Table 5.2, schools A..H
+SIGMA = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+
+
+def wager_run(spec: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["run", str(spec), "--json"])
+    return result.exit_code, result.stdout if result.exit_code in (0, 3) else result.stderr
+
+
+@pytest.fixture(scope="module")
+def centered() -> tuple[int, dict]:
+    code, out = wager_run(CENTERED)
+    return code, json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def noncentered() -> tuple[int, dict]:
+    code, out = wager_run(NONCENTERED)
+    return code, json.loads(out)
+
+
+def eight_schools_reference() -> dict[str, float]:
+    """E[mu | y], sd(mu | y) and E[tau | y] by one-dimensional quadrature.
+
+    Integrating theta out, ``y_j | mu, tau ~ Normal(mu, v_j)`` with
+    ``v_j = sigma_j^2 + tau^2``. The prior ``mu ~ Normal(0, 5^2)`` enters as a
+    ninth observation ``y_0 = 0`` with ``v_0 = 25``. Then ``mu | tau, y`` is
+    Normal with precision ``1/V = sum_j 1/v_j`` and mean ``m = V sum_j y_j / v_j``,
+    and integrating mu out as well,
+
+        p(tau | y)  propto  p(tau) sqrt(V) prod_j v_j^(-1/2) exp(-(sum_j y_j^2 / v_j - m^2 / V) / 2)
+
+    with ``p(tau)`` the HalfCauchy(5) density. So ``E[mu | y] = E[m | y]``,
+    ``E[mu^2 | y] = E[m^2 + V | y]`` and ``E[tau | y]`` are integrals over tau
+    alone, which adaptive quadrature gives to ~1e-10.
+    """
+
+    def parts(tau: float) -> tuple[float, float, float]:
+        v = np.append(SIGMA**2 + tau**2, 25.0)
+        yy = np.append(Y, 0.0)
+        V = 1.0 / np.sum(1.0 / v)
+        m = V * np.sum(yy / v)
+        log_w = -0.5 * np.sum(np.log(v)) + 0.5 * np.log(V) - 0.5 * (np.sum(yy**2 / v) - m**2 / V)
+        return log_w + stats.halfcauchy.logpdf(tau, scale=5.0), m, V
+
+    shift = parts(1.0)[0]
+
+    def expect(f) -> float:
+        return integrate.quad(lambda t: np.exp(parts(t)[0] - shift) * f(t), 0, np.inf, limit=500, epsabs=0, epsrel=1e-11)[0]
+
+    z = expect(lambda t: 1.0)
+    e_mu = expect(lambda t: parts(t)[1]) / z
+    e_mu2 = expect(lambda t: parts(t)[1] ** 2 + parts(t)[2]) / z
+    return {"mu": e_mu, "mu_sd": float(np.sqrt(e_mu2 - e_mu**2)), "tau": expect(lambda t: t) / z}
+
+
+# --- acceptance ---------------------------------------------------------------
+
+
+def test_centered_eight_schools_is_blocked_by_the_gates(centered):
+    code, payload = centered
+    assert code == 3
+    assert payload["status"] == "blocked" and payload["action"] is None
+    # the funnel's signature: divergent transitions (and tau mixing badly)
+    assert "divergences" in payload["blocked_by"]
+    divergences = next(g for g in payload["gates"]["checks"] if g["name"] == "divergences")
+    assert divergences["value"] > 0 and not divergences["passed"]
+
+
+def test_noncentered_eight_schools_passes_every_gate_and_decides(noncentered):
+    code, payload = noncentered
+    assert code == 0
+    assert payload["status"] == "decided" and payload["blocked_by"] == []
+    assert all(g["passed"] for g in payload["gates"]["checks"])
+    assert payload["action"] in ("fund", "do_not_fund")
+    assert payload["action"] == payload["decision"]["best"]
+
+
+def test_quadrature_reference_is_the_published_eight_schools_posterior():
+    # PyMC's and Stan's non-centered eight-schools case studies (these priors): mu about 4.4 +- 3.3
+    ref = eight_schools_reference()
+    assert ref["mu"] == pytest.approx(4.4, abs=0.05)
+    assert ref["mu_sd"] == pytest.approx(3.3, abs=0.05)
+    assert ref["tau"] == pytest.approx(3.6, abs=0.05)
+
+
+def test_noncentered_posterior_means_agree_with_quadrature_within_monte_carlo_error(noncentered):
+    # 4 MCSE: a correct sampler fails this with probability ~6e-5 per quantity;
+    # the quadrature's own error (~1e-10) is negligible against it.
+    _, payload = noncentered
+    ref = eight_schools_reference()
+    for name in ("mu", "tau"):
+        row = payload["posterior"][name]
+        assert abs(row["mean"] - ref[name]) < 4 * row["mean_mcse"], (name, row, ref[name])
+    # the sd of 4000 draws with ESS in the thousands is good to ~2%; 5% is a loose bound
+    assert payload["posterior"]["mu"]["sd"] == pytest.approx(ref["mu_sd"], rel=0.05)
+
+
+def test_decision_follows_the_posterior_mean_of_school_a(noncentered):
+    # max(0, 5 - t) - max(0, t - 5) = 5 - t draw by draw, so the expected losses
+    # differ by exactly 5 - E[theta_A | y] and "fund" wins iff E[theta_A | y] > 5.
+    _, payload = noncentered
+    losses = {a["name"]: a["expected_loss"] for a in payload["decision"]["actions"]}
+    e_theta_a = payload["posterior"]["theta[0]"]["mean"]
+    assert losses["fund"] - losses["do_not_fund"] == pytest.approx(5 - e_theta_a, abs=1e-9)
+    assert payload["decision"]["best"] == ("fund" if e_theta_a > 5 else "do_not_fund")
+    assert sum(a["prob_best"] for a in payload["decision"]["actions"]) == pytest.approx(1.0)
+
+
+# --- the domain without sampling ------------------------------------------------
+
+
+def test_prepare_loads_csv_columns_and_finds_the_posterior_variables():
+    problem = prepare(load_spec(NONCENTERED), base_dir=EXAMPLES)
+    np.testing.assert_array_equal(problem.model.data["y"], Y)
+    np.testing.assert_array_equal(problem.model.data["sigma"], SIGMA)
+    assert problem.variables == {"mu": (), "tau": (), "theta_tilde": (8,), "theta": (8,)}
+    assert set(problem.priors) == {"mu", "tau"}
+
+
+def test_json_and_inline_data_give_the_same_arrays_as_csv(tmp_path):
+    raw = yaml.safe_load(NONCENTERED.read_text())
+    (tmp_path / "schools.json").write_text(json.dumps({"y": Y.tolist(), "sigma": SIGMA.tolist()}))
+    from_json = prepare(parse_spec({**raw, "data": "schools.json"}), base_dir=tmp_path)
+    inline = prepare(parse_spec({**raw, "data": {"y": Y.tolist(), "sigma": SIGMA.tolist()}}), base_dir=EXAMPLES)
+    for problem in (from_json, inline):
+        np.testing.assert_array_equal(problem.model.data["y"], Y)
+        np.testing.assert_array_equal(problem.model.data["sigma"], SIGMA)
+
+
+def test_the_model_given_to_the_engines_pickles_and_runs_after_unpickling():
+    # fits will run in spawned worker processes: the model must travel by pickle
+    from numpyro import handlers
+
+    problem = prepare(load_spec(NONCENTERED), base_dir=EXAMPLES)
+    model = pickle.loads(pickle.dumps(problem.model.numpyro_model))
+    trace = handlers.trace(handlers.seed(model, rng_seed=1)).get_trace(**problem.model.data)
+    assert {"mu", "tau", "theta_tilde", "theta", "y"} <= set(trace)
+
+
+def fake_posterior(seed: int = 0) -> Posterior:
+    rng = np.random.default_rng(seed)
+    draws = {
+        "mu": rng.normal(4.4, 3.3, (4, 500)),
+        "tau": np.abs(rng.standard_cauchy((4, 500))),
+        "theta_tilde": rng.normal(0, 1, (4, 500, 8)),
+    }
+    draws["theta"] = draws["mu"][..., None] + draws["tau"][..., None] * draws["theta_tilde"]
+    return Posterior(draws=draws, engine="test", reason="test", seed=seed, chain_seeds=(0, 1, 2, 3))
+
+
+def test_without_a_decision_the_outcome_is_a_posterior_report():
+    raw = yaml.safe_load(NONCENTERED.read_text())
+    raw.pop("decision")
+    problem = prepare(parse_spec(raw), base_dir=EXAMPLES)
+    out = problem.decide(fake_posterior())
+    assert out.action == "report" and out.summary["decision"] is None
+    mu = out.summary["posterior"]["mu"]
+    assert mu["mean"] == pytest.approx(4.4, abs=4 * mu["mean_mcse"])
+    assert "theta[7]" in out.summary["posterior"]
+    assert any(line.strip().startswith("mu:") for line in out.lines)
+
+
+def test_a_loss_not_finite_on_the_posterior_is_bad_input():
+    raw = yaml.safe_load(NONCENTERED.read_text())
+    raw["decision"]["actions"][0]["loss"] = "np.log(theta[0])"  # theta[0] < 0 in some draws
+    problem = prepare(parse_spec(raw), base_dir=EXAMPLES)
+    with pytest.raises(SpecError) as err:
+        problem.decide(fake_posterior())
+    assert err.value.field == "decision.actions[0].loss" and "not finite" in err.value.rule
+
+
+# --- bad input: exit 2, one line naming the field and the rule ---------------------
+
+
+def write_spec(tmp_path: Path, edit) -> Path:
+    for name in ("eight_schools.py", "eight_schools.csv"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    raw = yaml.safe_load(NONCENTERED.read_text())
+    edit(raw)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _set(*keys_value):
+    *keys, value = keys_value
+
+    def edit(raw):
+        target = raw
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return edit
+
+
+def _drop(*keys):
+    def edit(raw):
+        target = raw
+        for key in keys[:-1]:
+            target = target[key]
+        del target[keys[-1]]
+
+    return edit
+
+
+def _add_prior(raw):
+    raw["priors"]["sigma_extra"] = {"family": "half_normal", "params": {"scale": 1}, "why": "a spare", "source": "nobody"}
+
+
+BAD_INPUT = {
+    "model file missing": (_set("model", "missing.py:noncentered"), "model: no such file"),
+    "function missing": (_set("model", "eight_schools.py:nope"), "model: eight_schools.py has no function 'nope'"),
+    "model reference malformed": (_set("model", "eight_schools.noncentered"), "model: must be 'path/to/file.py:function'"),
+    "prior without why": (_drop("priors", "tau", "why"), "priors.tau.why: is required"),
+    "prior with blank why": (_set("priors", "tau", "why", "  "), "priors.tau.why: must be a non-empty justification"),
+    "undeclared prior used": (_drop("priors", "tau"), "priors.tau: the model asks for a prior named 'tau' that the spec does not declare"),
+    "declared prior unused": (_add_prior, "priors.sigma_extra: declared but the model never uses it"),
+    "data file missing": (_set("data", "nope.csv"), "data: no such file"),
+    "data file of another kind": (_set("data", "schools.xlsx"), "data: a data file must be .csv or .json"),
+    "data lacks a model argument": (_set("data", {"y": Y.tolist()}), "data: noncentered() takes y, sigma; the data has no 'sigma'"),
+    "data has an extra column": (_set("data", {"y": Y.tolist(), "sigma": SIGMA.tolist(), "n": 8}), "data: 'n' in the data is not an argument"),
+    "loss calls a builtin": (_set("decision", "actions", 0, "loss", "__import__('os').system('true')"), "decision.actions[0].loss: calling __import__"),
+    "loss reduces over draws": (_set("decision", "actions", 1, "loss", "np.mean(theta[0])"), "decision.actions[1].loss: np.mean is not allowed"),
+    "loss reads an attribute": (_set("decision", "actions", 0, "loss", "theta.T[0]"), "decision.actions[0].loss: subscripting anything but a variable"),
+    "loss is not an expression": (_set("decision", "actions", 0, "loss", "5 -"), "decision.actions[0].loss: is not a valid expression"),
+    "loss names an unknown variable": (_set("decision", "actions", 0, "loss", "phi[0]"), "decision.actions[0].loss: 'phi' is not a posterior variable"),
+    "loss is a vector per draw": (_set("decision", "actions", 0, "loss", "theta"), "decision.actions[0].loss: must give one number per draw"),
+    "loss index out of range": (_set("decision", "actions", 0, "loss", "theta[8]"), "decision.actions[0].loss: an index is out of range"),
+    "duplicate action": (_set("decision", "actions", 1, "name", "fund"), "decision.actions[1].name: action names must be unique"),
+    "unknown key": (_set("colour", "blue"), "colour: unknown key"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
+def test_bad_input_names_the_field_and_exits_2(tmp_path, case):
+    edit, message = BAD_INPUT[case]
+    code, err = wager_run(write_spec(tmp_path, edit))
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_model_file_that_fails_to_import_is_bad_input(tmp_path):
+    spec = write_spec(tmp_path, lambda raw: None)
+    (tmp_path / "eight_schools.py").write_text("def noncentered(y, sigma, priors):\n    return (\n")
+    code, err = wager_run(spec)
+    assert code == 2 and "model: eight_schools.py, line" in err and "syntax error" in err
+    (tmp_path / "eight_schools.py").write_text("import no_such_module_here\n")
+    code, err = wager_run(spec)
+    assert code == 2 and "model: importing eight_schools.py failed: ModuleNotFoundError" in err
+
+
+def test_a_model_without_a_priors_argument_is_bad_input(tmp_path):
+    spec = write_spec(tmp_path, lambda raw: None)
+    (tmp_path / "eight_schools.py").write_text("def noncentered(y, sigma):\n    pass\n")
+    code, err = wager_run(spec)
+    assert code == 2 and "model: noncentered() must take a keyword argument 'priors'" in err
