@@ -188,3 +188,29 @@ def test_revenue_model_recovers_revenue_per_visitor_and_shows_the_normal_approxi
         # the model's posterior mean sits within a few standard errors of the sample mean
         assert abs(out["arms"][name]["mean"] - sample_mean) < 3 * normal["arms"][name]["se"]
     assert 0 <= out["arms"]["B"]["prob_beats_control"] <= 1
+
+
+def test_mean_metric_is_normal_inverse_gamma_and_matches_the_t_closed_form():
+    """With a vague NIG prior the difference of means is a difference of Student t's; for
+    large samples it tends to Welch's Normal: P(B > A) ~ Phi(diff / se)."""
+    arms = [{"name": "A", "visitors": 400, "mean": 12.0, "sd": 4.0}, {"name": "B", "visitors": 420, "mean": 12.6, "sd": 4.2}]
+    out = decide({"metric": "mean", "arms": arms, "decision": {"threshold": 0.01}})
+    assert out["inference"]["engine"] == "exact"
+    se = np.hypot(4.0 / np.sqrt(400), 4.2 / np.sqrt(420))
+    assert out["arms"]["B"]["prob_beats_control"] == pytest.approx(stats.norm.cdf(0.6 / se), abs=2e-3)
+    # Monte Carlo from the t marginals as a peer check
+    rng = np.random.default_rng(0)
+    a = 12.0 + 4.0 * np.sqrt(399 / 400) / np.sqrt(400) * rng.standard_t(400, size=400_000)
+    b = 12.6 + 4.2 * np.sqrt(419 / 420) / np.sqrt(420) * rng.standard_t(420, size=400_000)
+    p = np.mean(b > a)
+    assert abs(out["arms"]["B"]["prob_beats_control"] - p) < 4 * np.sqrt(p * (1 - p) / a.size)
+
+
+def test_relative_lift_of_a_mean_that_may_be_negative_is_refused():
+    arms = [{"name": "A", "visitors": 50, "mean": 0.1, "sd": 4.0}, {"name": "B", "visitors": 50, "mean": 0.6, "sd": 4.2}]
+    from wager.errors import SpecError
+
+    with pytest.raises(SpecError, match="decision.lift"):
+        decide({"metric": "mean", "arms": arms, "decision": {"lift": "relative", "threshold_units": "absolute"}})
+    out = decide({"metric": "mean", "arms": arms, "decision": {"threshold_units": "absolute", "threshold": 0.05}})
+    assert out["arms"]["B"]["lift_relative"] is None

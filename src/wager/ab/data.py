@@ -53,7 +53,7 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise SpecError(f"data.{value}", f"row {row} is {values[row]}; every visitor needs a finite value")
-    if (values < 0).any():
+    if metric != "mean" and (values < 0).any():
         row = int(np.flatnonzero(values < 0)[0])
         raise SpecError(f"data.{value}", f"row {row} is negative ({values[row]}); values must be >= 0")
     if metric == "conversion" and not np.isin(values, (0.0, 1.0)).all():
@@ -74,6 +74,8 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
             stats["conversions"] = int(v.sum())
         elif metric == "count":
             stats["events"] = int(v.sum())
+        elif metric == "mean":
+            stats.update(mean=float(v.mean()), sd=float(v.std(ddof=1)) if v.size > 1 else 0.0)
         else:
             spend = v[v > 0]
             logs = np.log(spend)

@@ -29,6 +29,7 @@ from scipy import special
 
 from wager.ab.models import UNITS, VALUE, value_draws
 from wager.ab.spec import ABSpec
+from wager.errors import SpecError
 from wager.kernel import compare
 from wager.kernel.closed_form import Affine, Beta, Distribution1D
 from wager.kernel.decision import Decision, decide, decide_closed_form, opportunity_losses
@@ -57,16 +58,19 @@ def summarize(spec: ABSpec, posterior: Posterior) -> dict[str, Any]:
     policy = spec.decision
     tail = (1 - policy.credible_mass) / 2
     levels = [tail, 0.5, 1 - tail]
-    exact = posterior.exact is not None and VALUE[spec.metric] == "rate"
+    value = VALUE[spec.metric]
+    exact = posterior.exact is not None and all(f"{value}[{n}]" in posterior.exact.marginals for n in names)
 
     if exact:
-        dists = {n: posterior.exact.marginals[f"rate[{n}]"] for n in names}  # type: ignore[union-attr]
+        dists = {n: posterior.exact.marginals[f"{value}[{n}]"] for n in names}  # type: ignore[union-attr]
         arms, decision = _closed_form(names, control, dists, policy, levels)
     else:
         x = value_draws(spec, posterior.draws)
         arms, decision = _monte_carlo(names, control, x, policy, levels, posterior.independent)
 
     control_mean = arms[control]["mean"]
+    if policy.threshold_units == "relative" and control_mean.value <= 0:
+        raise SpecError("decision.threshold_units", "a threshold relative to the control needs a positive control mean; use absolute")
     threshold = policy.threshold * control_mean.value if policy.threshold_units == "relative" else policy.threshold
     return {
         "arms": arms,
@@ -80,6 +84,9 @@ def summarize(spec: ABSpec, posterior: Posterior) -> dict[str, Any]:
 
 def _closed_form(names, control, dists: dict[str, Distribution1D], policy, levels):
     m = policy.min_lift
+    positive = bool(dists[control].ppf(_WIDE) > 0)  # a relative lift needs X_c > 0
+    if policy.lift == "relative" and not positive:
+        raise SpecError("decision.lift", "a relative lift needs a control that is surely positive; use absolute")
     credit = Affine(dists[control], 1.0, m) if policy.lift == "absolute" else Affine(dists[control], 1.0 + m, 0.0)
     values = [credit if n == control else dists[n] for n in names]
     best = compare.prob_best(values)
@@ -103,18 +110,18 @@ def _closed_form(names, control, dists: dict[str, Distribution1D], policy, level
             above = (
                 compare.prob_difference_above(c, d, m) if policy.lift == "absolute" else compare.prob_ratio_above(c, d, m)
             )
-            abs_q, rel_q = _lift_quantiles(c, d, levels)
+            abs_q, rel_q = _lift_quantiles(c, d, levels, positive)
             arm.update(
                 prob_beats_control=Estimate(beats),
                 prob_lift_above_margin=Estimate(float(above)),
                 lift_absolute={"median": float(abs_q[1]), "interval": (float(abs_q[0]), float(abs_q[2]))},
-                lift_relative={"median": float(rel_q[1]), "interval": (float(rel_q[0]), float(rel_q[2]))},
+                lift_relative=None if rel_q is None else {"median": float(rel_q[1]), "interval": (float(rel_q[0]), float(rel_q[2]))},
             )
         arms[n] = arm
     return arms, decision
 
 
-def _lift_quantiles(c: Distribution1D, d: Distribution1D, levels: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def _lift_quantiles(c: Distribution1D, d: Distribution1D, levels: list[float], positive: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Quantiles of the absolute lift ``X_d - X_c`` and the relative lift ``X_d / X_c - 1``,
     started from their Normal (delta-method) approximations."""
     z = special.ndtri(np.asarray(levels))
@@ -123,6 +130,8 @@ def _lift_quantiles(c: Distribution1D, d: Distribution1D, levels: list[float]) -
     absolute = compare.quantiles_of(
         lambda t: compare.prob_difference_above(c, d, t), lambda t: compare.density_of_difference(c, d, t), levels, lo, hi, guess
     )
+    if not positive:
+        return absolute, None
     ratio = d.mean / c.mean
     guess = ratio - 1 + z * ratio * np.hypot(c.sd / c.mean, d.sd / d.mean)
     rlo, rhi = d.ppf(_WIDE) / c.ppf(1 - _WIDE) - 1, d.ppf(1 - _WIDE) / max(c.ppf(_WIDE), 1e-300) - 1
@@ -151,8 +160,11 @@ def _monte_carlo(names, control, x: np.ndarray, policy, levels, independent: boo
             "expected_loss": Estimate(s.expected_loss, s.mcse),
         }
         if n != control:
+            positive = bool(np.all(c > 0))
+            if policy.lift == "relative" and not positive:
+                raise SpecError("decision.lift", "a relative lift needs a control that is surely positive; use absolute")
             lift = xi - c
-            rel = xi / c - 1
+            rel = xi / c - 1 if positive else np.zeros_like(xi)
             margin_event = lift > m if policy.lift == "absolute" else rel > m
             abs_q = np.quantile(lift, levels)
             rel_q = np.quantile(rel, levels)
@@ -160,7 +172,7 @@ def _monte_carlo(names, control, x: np.ndarray, policy, levels, independent: boo
                 prob_beats_control=Estimate(float(np.mean(xi > c)), mcse_mean(xi > c, independent)),
                 prob_lift_above_margin=Estimate(float(np.mean(margin_event)), mcse_mean(margin_event, independent)),
                 lift_absolute={"median": float(abs_q[1]), "interval": (float(abs_q[0]), float(abs_q[2]))},
-                lift_relative={"median": float(rel_q[1]), "interval": (float(rel_q[0]), float(rel_q[2]))},
+                lift_relative={"median": float(rel_q[1]), "interval": (float(rel_q[0]), float(rel_q[2]))} if positive else None,
             )
         arms[n] = arm
     return arms, decision

@@ -191,12 +191,14 @@ def narrative(spec: ABSpec, summary: dict[str, Any], action: str, why: str, srm:
             sentence += f"; probability its lift clears the {margin} margin: {fmt_percent(above.value, above.mcse)}"
         lines.append(sentence + ".")
         lo, hi = a["lift_absolute"]["interval"]
-        rlo, rhi = a["lift_relative"]["interval"]
-        lines.append(
+        sentence = (
             f"Lift of {name} over {control}: {_signed(a['lift_absolute']['median'])} "
-            f"({mass} credible interval {_signed(lo)} to {_signed(hi)}), "
-            f"relative {a['lift_relative']['median']:+.1%} ({rlo:+.1%} to {rhi:+.1%})."
+            f"({mass} credible interval {_signed(lo)} to {_signed(hi)})"
         )
+        if a["lift_relative"] is not None:
+            rlo, rhi = a["lift_relative"]["interval"]
+            sentence += f", relative {a['lift_relative']['median']:+.1%} ({rlo:+.1%} to {rhi:+.1%})"
+        lines.append(sentence + ".")
     losses = ", ".join(
         f"{'keep' if n == control else 'ship'} {n}: {fmt(arms[n]['expected_loss'].value, arms[n]['expected_loss'].mcse, 2)}"
         for n in summary["names"]

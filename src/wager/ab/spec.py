@@ -8,6 +8,8 @@ conversion  ``visitors``, ``conversions`` (Beta-Binomial, exact)
 count       ``visitors`` (exposure), ``events`` (Gamma-Poisson, exact)
 revenue     ``visitors``, ``purchasers``, ``revenue``, ``revenue_sq``, ``log_revenue``,
             ``log_revenue_sq`` (sums over purchasers; zero-inflated lognormal, NUTS)
+mean        ``visitors``, ``mean``, ``sd`` (sample mean and standard deviation of a
+            roughly Normal per-visitor value; Normal-Inverse-Gamma, exact)
 ==========  =========================================================================
 
 A per-visitor table (CSV, parquet or a pandas DataFrame) with one row per
@@ -27,12 +29,13 @@ from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
 
-Metric = Literal["conversion", "count", "revenue"]
+Metric = Literal["conversion", "count", "revenue", "mean"]
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "conversion": ("conversions",),
     "count": ("events",),
     "revenue": ("purchasers", "revenue", "revenue_sq", "log_revenue", "log_revenue_sq"),
+    "mean": ("mean", "sd"),
 }
 
 
@@ -50,6 +53,8 @@ class Arm(BaseModel):
     revenue_sq: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     log_revenue: float | None = Field(default=None, allow_inf_nan=False)
     log_revenue_sq: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    mean: float | None = Field(default=None, allow_inf_nan=False)
+    sd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class TableSource(BaseModel):
@@ -142,6 +147,8 @@ def check_arms(arms: list[Arm], metric: str) -> None:
             raise SpecError(f"{where}.conversions", f"must not exceed visitors ({arm.conversions} > {arm.visitors})")
         if metric == "revenue":
             _check_revenue(arm, where)
+        if metric == "mean" and arm.visitors < 2:
+            raise SpecError(f"{where}.visitors", "the mean metric needs at least 2 visitors per arm to estimate a spread")
 
 
 def _check_revenue(arm: Arm, where: str) -> None:
