@@ -9,7 +9,9 @@ rotates each round) so that machine noise hits all three alike:
 * PyMC     the founding document's code verbatim (``pm.sample(3000, tune=1000)``,
            PyMC's defaults: NUTS, one chain per core);
 * NumPyro  the same model with NUTS, 4 chains x (1000 warm-up + 3000 draws),
-           ``chain_method="vectorized"`` (4 chains on 2 cores; one compiled program).
+           ``chain_method="parallel"`` over 4 XLA host devices
+           (``numpyro.set_host_device_count(4)``), the fastest of NumPyro's
+           three chain methods on this machine.
 
 Round 0 is the first run: PyMC gets an empty PyTensor compile directory, so it
 compiles its C code; later rounds reuse it (warm). JAX keeps no compile cache
@@ -68,6 +70,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpyro
+numpyro.set_host_device_count(4)  # NumPyro's way to run chains in parallel on CPU
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS
 
@@ -79,7 +82,7 @@ def ab():
     numpyro.deterministic("lift", rate_b - rate_a)
 
 mcmc = MCMC(NUTS(ab), num_warmup=1000, num_samples=3000, num_chains=4,
-            chain_method="vectorized", progress_bar=False)
+            chain_method="parallel", progress_bar=False)
 mcmc.run(jax.random.PRNGKey(0))
 lift = mcmc.get_samples()["lift"]
 print(json.dumps({"p_b_better": float((lift > 0).mean()), "p_meaningful": float((lift > 0.005).mean()),
@@ -125,8 +128,9 @@ def main() -> None:
         "PyMC": [sys.executable, "-c", PYMC],
         "NumPyro": [sys.executable, "-c", NUMPYRO],
     }
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pytensor-bench-") as compiledir:
-        env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
+        env = dict(_default_env(), PYTENSOR_FLAGS=f"compiledir={compiledir}")
         first = {name: _timed(name, cmd, env) for name, cmd in routes.items()}
         warm: dict[str, list[float]] = {name: [] for name in routes}
         answers = {name: result[1] for name, result in first.items()}
@@ -140,10 +144,19 @@ def main() -> None:
 
     probe = _probe()
     imports = _import_profile()
-    report = _report(first, warm, answers, probe, imports)
+    load = (load_before, os.getloadavg()[0])
+    report = _report(first, warm, answers, probe, imports, load)
     print(report)
     if opts.doc:
         _rewrite_section(opts.doc, "cli_latency", report)
+
+
+def _default_env() -> dict[str, str]:
+    """The environment with Python's default of caching bytecode (some sandboxes
+    switch it off, which would make every run recompile wager's own modules)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def _timed(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, dict]:
@@ -163,37 +176,59 @@ def _answer(name: str, stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _probe() -> dict:
+def _probe(repeats: int = 5) -> dict:
+    """Median of each part over ``repeats`` in-process runs of the CLI."""
     code = f"ARGS = {ARGS!r}\n" + PROBE
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - t0
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], env=_default_env(), capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t0
+        runs.append(dict(json.loads(done.stdout.strip().splitlines()[-1]), wall_s=wall))
+    result = dict(runs[-1])
+    for key in ("import_cli_s", "first_run_s", "second_run_s", "wall_s"):
+        result[key] = statistics.median(r[key] for r in runs)
     return result
 
 
-def _import_profile(top: int = 8) -> list[tuple[str, float]]:
-    """Top-level imports of one in-process CLI run by cumulative time (``python -X importtime``)."""
+def _import_profile(top: int = 8) -> dict[str, list[tuple[str, float]]]:
+    """Import time of one in-process CLI run (``python -X importtime``), two ways.
+
+    ``trigger``: the imports the run makes itself, each with everything it
+    pulls in (cumulative time). ``package``: each module's own time summed
+    under its top-level package, so ``scipy`` holds every ``scipy.*`` module
+    whoever imported it. One run, measured with importtime's own overhead.
+    """
     code = f"ARGS = {ARGS!r}\n" + PROBE
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
-    totals: list[tuple[str, float]] = []
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=_default_env(), capture_output=True, text=True, check=True
+    )
+    trigger: list[tuple[str, float]] = []
+    package: dict[str, float] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, name = line.split("|")
-        if not name.startswith(" ") or name.startswith("  "):
-            continue  # only imports made directly by the run, not their children
-        totals.append((name.strip(), int(cumulative) / 1e6))
-    return sorted(totals, key=lambda t: -t[1])[:top]
+        own, cumulative, name = line.removeprefix("import time:").split("|")
+        if name.startswith(" ") and not name.startswith("  "):  # imported by the run itself
+            trigger.append((name.strip(), int(cumulative) / 1e6))
+        root = name.strip().split(".")[0]
+        package[root] = package.get(root, 0.0) + int(own) / 1e6
+    ranked = sorted(package.items(), key=lambda t: -t[1])
+    rest = sum(sec for _, sec in ranked[top:])
+    return {
+        "trigger": sorted(trigger, key=lambda t: -t[1])[:top],
+        "package": ranked[:top] + [(f"{len(ranked) - top} other packages", rest), ("all imports", sum(package.values()))],
+    }
 
 
-def _report(first, warm, answers, probe, imports) -> str:
+def _report(first, warm, answers, probe, imports, load) -> str:
     med = {n: statistics.median(v) for n, v in warm.items()}
     w = med["wager"]
     lines = [
         f"Measured {_now()} on {_machine()}.",
         f"Versions: {_versions(['wager', 'numpy', 'scipy', 'jax', 'numpyro', 'pymc', 'pytensor'])}.",
+        f"1-minute load average {load[0]:.2f} before and {load[1]:.2f} after the rounds "
+        f"(the benchmark's own processes included).",
         "",
         f"Process start to exit, seconds; median of {len(warm['wager'])} warm rounds run interleaved, "
         "first run beside it.",
@@ -207,11 +242,12 @@ def _report(first, warm, answers, probe, imports) -> str:
             f"| {n} | {first[n][0]:.2f} | {med[n]:.2f} | {min(times):.2f}-{max(times):.2f} | {med[n] / w:.1f} "
             f"| {a['p_b_better']:.4f} | {a['p_meaningful']:.4f} |"
         )
-    sampled = ", ".join(
-        f"{n} from {answers[n]['draws']} draws (standard error at least {_binomial_se(answers[n]['p_b_better'], answers[n]['draws']):.4f} "
-        f"and {_binomial_se(answers[n]['p_meaningful'], answers[n]['draws']):.4f}, more with autocorrelation)"
-        for n in ("PyMC", "NumPyro")
-    )
+    def standard_errors(n: str) -> str:
+        a = answers[n]
+        low = (_binomial_se(a["p_b_better"], a["draws"]), _binomial_se(a["p_meaningful"], a["draws"]))
+        return f"{n} from {a['draws']} draws (standard error at least {low[0]:.4f} and {low[1]:.4f}, more with autocorrelation)"
+
+    sampled = ", ".join(standard_errors(n) for n in ("PyMC", "NumPyro"))
     lines += [
         "",
         f"wager's answers are exact (Evan Miller's sum, quadrature) and its action is \"{answers['wager'].get('action')}\". "
@@ -223,7 +259,7 @@ def _report(first, warm, answers, probe, imports) -> str:
         f"Targets: wager <= 1 s wall: {'met' if w <= 1 else 'NOT met'} ({w:.2f} s); "
         f">= 10x faster than PyMC: {'met' if med['PyMC'] / w >= 10 else 'NOT met'} ({med['PyMC'] / w:.1f}x).",
         "",
-        "Where wager's time goes (the CLI run in-process, one subprocess):",
+        "Where wager's time goes (the CLI run in-process in a subprocess; medians of 5):",
         "",
         "| part | seconds |",
         "|---|---:|",
@@ -233,12 +269,16 @@ def _report(first, warm, answers, probe, imports) -> str:
         f"| first run: lazy imports + compute | {probe['first_run_s']:.3f} |",
         f"| compute alone (a second run in the same process) | {probe['second_run_s']:.3f} |",
         "",
-        "Largest imports of that run (`python -X importtime`, cumulative, top level):",
+        "Import time of that run (`python -X importtime`, which adds its own overhead), by what the run "
+        "imports directly (cumulative: with everything each pulls in) and by top-level package (each "
+        "module's own time, whoever imported it):",
         "",
-        "| module | seconds |",
+        "| imported by the run | seconds |",
         "|---|---:|",
     ]
-    lines += [f"| `{name}` | {sec:.3f} |" for name, sec in imports]
+    lines += [f"| `{name}` | {sec:.3f} |" for name, sec in imports["trigger"]]
+    lines += ["", "| package | seconds |", "|---|---:|"]
+    lines += [f"| {name if ' ' in name else '`' + name + '`'} | {sec:.3f} |" for name, sec in imports["package"]]
     loaded = probe["loaded"]
     jax_free = not (loaded["jax"] or loaded["jaxlib"] or loaded["numpyro"])
     lines += [

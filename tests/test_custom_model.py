@@ -152,7 +152,8 @@ def test_prepare_loads_csv_columns_and_finds_the_posterior_variables():
 def test_json_and_inline_data_give_the_same_arrays_as_csv(tmp_path):
     raw = yaml.safe_load(NONCENTERED.read_text())
     (tmp_path / "schools.json").write_text(json.dumps({"y": Y.tolist(), "sigma": SIGMA.tolist()}))
-    from_json = prepare(parse_spec({**raw, "data": "schools.json"}), base_dir=tmp_path)
+    # an absolute data path is taken as is; a relative one is read from the spec's folder
+    from_json = prepare(parse_spec({**raw, "data": str(tmp_path / "schools.json")}), base_dir=EXAMPLES)
     inline = prepare(parse_spec({**raw, "data": {"y": Y.tolist(), "sigma": SIGMA.tolist()}}), base_dir=EXAMPLES)
     for problem in (from_json, inline):
         np.testing.assert_array_equal(problem.model.data["y"], Y)

@@ -27,12 +27,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from wager.custom.spec import NUMPY_FUNCTIONS, CustomSpec, check_array, loss_names, model_reference
+from wager.custom.spec import CustomSpec, check_array, check_loss, evaluate_loss, model_reference
 from wager.errors import SpecError
 from wager.kernel.decision import Action, decide
 from wager.kernel.diagnostics import mcse_mean
@@ -46,8 +45,6 @@ INTERVAL = (0.03, 0.97)
 """The reported 94% equal-tailed credible interval (ArviZ's default mass)."""
 MAX_LINES = 30
 """Posterior elements listed in prose; the JSON summary has all of them."""
-
-_NUMPY = SimpleNamespace(**{name: getattr(np, name) for name in NUMPY_FUNCTIONS})
 
 
 # --- priors, looked up by name inside the model ------------------------------
@@ -77,6 +74,9 @@ class PriorLookup(Mapping):
     def __contains__(self, name: object) -> bool:
         return name in self._priors
 
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._priors else default
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._priors)
 
@@ -92,11 +92,13 @@ class ModelWithPriors:
     function's name, and loads the function again where it is unpickled.
     """
 
-    def __init__(self, path: Path, function: str, priors: Mapping[str, Prior]) -> None:
+    def __init__(
+        self, path: Path, function: str, priors: Mapping[str, Prior], loaded: Callable[..., Any] | None = None
+    ) -> None:
         self.path = str(path)
         self.function = function
         self.priors = dict(priors)
-        self._loaded: Callable[..., Any] | None = None
+        self._loaded = loaded
 
     def __call__(self, *args: Any, **data: Any) -> Any:
         if self._loaded is None:
@@ -238,7 +240,7 @@ def prepare(spec: CustomSpec, base_dir: Path | None = None) -> CustomProblem:
             check_loss(action.loss, variables, f"decision.actions[{i}].loss")
     return CustomProblem(
         spec=spec,
-        model=Model(name=f"model:{path.name}:{function}", numpyro_model=ModelWithPriors(path, function, spec.priors), data=data, exact=None),
+        model=Model(name=f"model:{path.name}:{function}", numpyro_model=ModelWithPriors(path, function, spec.priors, fn), data=data, exact=None),
         priors=dict(spec.priors),
         variables=variables,
         model_digest=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -278,45 +280,6 @@ def trace_variables(
     return variables
 
 
-# --- losses -----------------------------------------------------------------
-
-
-def evaluate_loss(expression: str, draws: Mapping[str, np.ndarray], field: str) -> np.ndarray:
-    """Loss per draw, shape ``(chains, draws)``, from ``draws[name]`` shaped ``(chains, draws, *event)``.
-
-    Sampling axes are moved last before evaluating, so ``theta[0]`` indexes the
-    event (the first school), not the chain.
-    """
-    names = loss_names(expression, field)
-    sample_shape = next(iter(draws.values())).shape[:2]
-    env = {name: np.moveaxis(np.asarray(draws[name]), (0, 1), (-2, -1)) for name in names}
-    code = compile(expression.strip(), field, "eval")
-    try:
-        with np.errstate(all="ignore"):
-            value = np.asarray(eval(code, {"__builtins__": {}, "np": _NUMPY}, env), dtype=float)
-    except IndexError as exc:
-        raise SpecError(field, f"an index is out of range: {exc}") from None
-    except Exception as exc:
-        raise SpecError(field, f"cannot be evaluated: {type(exc).__name__}: {exc}") from None
-    try:
-        shape = np.broadcast_shapes(value.shape, sample_shape)
-    except ValueError:
-        shape = value.shape
-    if shape != tuple(sample_shape):
-        per_draw = value.shape[:-2] if value.shape[-2:] == tuple(sample_shape) else value.shape
-        raise SpecError(field, f"must give one number per draw; it gives shape {per_draw} per draw (index vector variables, e.g. theta[0])")
-    return np.broadcast_to(value, sample_shape)
-
-
-def check_loss(expression: str, variables: Mapping[str, tuple[int, ...]], field: str) -> None:
-    """Names are posterior variables and the loss is one number per draw (on stand-in draws)."""
-    unknown = sorted(loss_names(expression, field) - set(variables))
-    if unknown:
-        raise SpecError(field, f"{unknown[0]!r} is not a posterior variable of the model (it has: {', '.join(variables)})")
-    stand_in = {name: np.ones((2, 3) + shape) for name, shape in variables.items()}
-    evaluate_loss(expression, stand_in, field)
-
-
 # --- decide -----------------------------------------------------------------
 
 
@@ -324,7 +287,7 @@ def outcome(problem: CustomProblem, posterior: Posterior) -> Outcome:
     """Posterior summaries, and the Bayes action when the spec declares actions."""
     spec = problem.spec
     table = posterior_table(posterior)
-    summary: dict[str, Any] = {"model": spec.model, "model_digest": problem.model_digest, "interval_mass": INTERVAL[1] - INTERVAL[0], "posterior": table}
+    summary: dict[str, Any] = {"model": spec.model, "model_digest": problem.model_digest, "interval_mass": round(INTERVAL[1] - INTERVAL[0], 12), "posterior": table}
     lines = [f"{spec.name}: posterior mean ± sd and 94% interval of each variable."]
     lines += [_describe(name, row) for name, row in list(table.items())[:MAX_LINES]]
     if len(table) > MAX_LINES:

@@ -20,11 +20,11 @@ draws at once. A variable's sampling dimensions come *last*, so ``theta[0]`` is
 the first element of ``theta`` in every draw, shape ``(chains, draws)``. The
 expression may use variable names, numbers, arithmetic (``+ - * / // % **``),
 comparisons (``True`` = 1), ``& | ~``, integer subscripts and the element-wise
-functions in ``NUMPY_FUNCTIONS`` as ``np.<name>(...)``; nothing else. Which
-names exist is known only once the model is traced, so ``wager.custom.domain``
-checks the names; this module checks everything else.
-
-Everything here validates without the model, the data or a CLI.
+functions in ``NUMPY_FUNCTIONS`` as ``np.<name>(...)``; nothing else. The
+syntax is checked when the spec is validated (without the model, the data or a
+CLI); which names exist is known only once the model is traced, so
+``wager.custom.domain`` calls ``check_loss`` then. ``evaluate_loss`` gives
+``L(a, theta)`` for every draw, shape ``(chains, draws)``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from __future__ import annotations
 import ast
 import math
 import re
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Any, Literal, Mapping
+
+import numpy as np
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -57,6 +60,7 @@ _OPERATORS = (
 )
 _MODEL_REF = re.compile(r"^(?P<path>.+\.py):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
 DATA_SUFFIXES = (".csv", ".json")
+_NUMPY = SimpleNamespace(**{name: getattr(np, name) for name in NUMPY_FUNCTIONS})
 
 
 class Action(BaseModel):
@@ -99,6 +103,13 @@ class CustomSpec(BaseModel):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     gates: GatePolicy = Field(default_factory=GatePolicy)
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_kind(cls, data: Any) -> Any:
+        if not isinstance(data, (str, dict)):
+            raise SpecError("data", "must be the path of a .csv or .json file, or a mapping of names to numbers or lists")
+        return data
+
     @field_validator("model")
     @classmethod
     def _model_reference(cls, model: str) -> str:
@@ -138,7 +149,6 @@ def model_reference(model: str) -> tuple[str, str]:
 
 def check_array(value: Any, field: str) -> None:
     """``value`` is a finite number or a rectangular (nested) list of finite numbers."""
-    import numpy as np
 
     def numbers_only(v: Any) -> bool:
         if isinstance(v, list):
@@ -224,3 +234,57 @@ def _is_integer(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         node = node.operand
     return isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool)
+
+
+# --- evaluating a loss ----------------------------------------------------------
+
+
+def evaluate_loss(expression: str, draws: Mapping[str, np.ndarray], field: str) -> np.ndarray:
+    """Loss per draw, shape ``(chains, draws)``, from ``draws[name]`` shaped ``(chains, draws, *event)``.
+
+    Sampling axes are moved last before evaluating, so ``theta[0]`` indexes the
+    event (the first school), not the chain.
+    """
+    names = loss_names(expression, field)
+    missing = sorted(names - set(draws))
+    if missing:
+        raise SpecError(field, f"{missing[0]!r} is not a posterior variable (there are: {', '.join(draws)})")
+    sample_shape = next(iter(draws.values())).shape[:2]
+    env = {name: np.moveaxis(np.asarray(draws[name]), (0, 1), (-2, -1)) for name in names}
+    tree = _FloatConstants().visit(ast.parse(expression.strip(), mode="eval"))
+    code = compile(ast.fix_missing_locations(tree), field, "eval")
+    try:
+        with np.errstate(all="ignore"):
+            value = np.asarray(eval(code, {"__builtins__": {}, "np": _NUMPY}, env), dtype=float)
+    except IndexError as exc:
+        raise SpecError(field, f"an index is out of range: {exc}") from None
+    except Exception as exc:
+        raise SpecError(field, f"cannot be evaluated: {type(exc).__name__}: {exc}") from None
+    try:
+        shape = np.broadcast_shapes(value.shape, sample_shape)
+    except ValueError:
+        shape = value.shape
+    if shape != tuple(sample_shape):
+        per_draw = value.shape[:-2] if value.shape[-2:] == tuple(sample_shape) else value.shape
+        raise SpecError(field, f"must give one number per draw; it gives shape {per_draw} per draw (index vector variables, e.g. theta[0])")
+    return np.broadcast_to(value, sample_shape)
+
+
+class _FloatConstants(ast.NodeTransformer):
+    """Numbers become floats (indices stay integers): ``9**9**9`` overflows to inf
+    at once instead of computing a huge Python integer."""
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        return ast.copy_location(ast.Constant(float(node.value)), node)
+
+
+def check_loss(expression: str, variables: Mapping[str, tuple[int, ...]], field: str) -> None:
+    """Names are posterior variables and the loss is one number per draw (on stand-in draws)."""
+    unknown = sorted(loss_names(expression, field) - set(variables))
+    if unknown:
+        raise SpecError(field, f"{unknown[0]!r} is not a posterior variable of the model (it has: {', '.join(variables)})")
+    stand_in = {name: np.ones((2, 3) + shape) for name, shape in variables.items()}
+    evaluate_loss(expression, stand_in, field)
