@@ -44,9 +44,10 @@ def ab_command(
     """Decide an A/B test from counts."""
 
     def build():
-        from wager.ab.cli_args import spec_from_arms
+        from wager.ab.cli_args import payload_from_arms
+        from wager.workflow.specs import parse_spec
 
-        return spec_from_arms(arm, metric=metric, min_lift=min_lift, relative=relative, threshold=threshold, engine=engine, seed=seed)
+        return parse_spec(payload_from_arms(arm, metric=metric, min_lift=min_lift, relative=relative, threshold=threshold, engine=engine, seed=seed))
 
     _execute(build, None, as_json, quiet)
 

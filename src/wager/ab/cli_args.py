@@ -1,4 +1,4 @@
-"""``--arm NAME=SUCCESSES/VISITORS`` flags -> a validated ``ABSpec``."""
+"""``--arm NAME=SUCCESSES/VISITORS`` flags -> a spec payload (validated by the caller)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def parse_arm(text: str) -> dict[str, str]:
     return {"name": name.strip(), "successes": successes.strip(), "visitors": visitors.strip()}
 
 
-def spec_from_arms(
+def payload_from_arms(
     arms: Sequence[str],
     metric: str = "conversion",
     min_lift: float = 0.0,
@@ -29,9 +29,7 @@ def spec_from_arms(
     threshold: float | None = None,
     engine: str = "auto",
     seed: int | None = None,
-) -> Any:
-    from wager.workflow.specs import parse_spec
-
+) -> dict[str, Any]:
     if metric not in ("conversion", "count"):
         raise SpecError("--metric", f"must be conversion or count from the command line; got {metric!r} (revenue needs a spec with a per-visitor table)")
     key = "conversions" if metric == "conversion" else "events"
@@ -49,7 +47,7 @@ def spec_from_arms(
         "decision": decision,
         "inference": inference,
     }
-    return parse_spec(payload)
+    return payload
 
 
 def _number(text: str) -> Any:
