@@ -1,7 +1,13 @@
 """The ``wager`` command line.
 
-Exit codes: 0 decided, 2 bad input, 3 blocked by a gate, 1 internal error.
-Bad input prints one line naming the field and the rule; never a traceback.
+Exit codes: 0 decided, 2 bad input, 3 blocked by a gate, 1 internal error,
+4 a replay that disagrees with its record. Bad input prints one line naming the
+field and the rule; never a traceback, and nothing is recorded.
+
+Every run is recorded in the run registry (``--db``, ``WAGER_DB``, default an
+SQLite file in the user's data folder) unless ``--no-record`` is given; its
+``--json`` output carries the ``run_id``. The registry commands (``runs``,
+``replay``, ``plan``, ``report``) live in ``wager.cli_registry``.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -16,7 +23,7 @@ import typer
 
 from wager.errors import SpecError, WagerError
 
-EXIT_DECIDED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
+EXIT_DECIDED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_REPLAY_DISAGREES = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     add_completion=False,
@@ -27,6 +34,8 @@ app = typer.Typer(
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of prose.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress display.")
+DbOpt = typer.Option(None, "--db", help="Run registry: an SQLAlchemy URL or an SQLite file path (default: $WAGER_DB, else the user's data folder).")
+NoRecordOpt = typer.Option(False, "--no-record", help="Do not record the run in the registry.")
 
 
 @app.command("ab")
@@ -40,6 +49,8 @@ def ab_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Integer seed for draws."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
+    db: Optional[str] = DbOpt,
+    no_record: bool = NoRecordOpt,
 ) -> None:
     """Decide an A/B test from counts."""
 
@@ -49,7 +60,7 @@ def ab_command(
 
         return parse_spec(payload_from_arms(arm, metric=metric, min_lift=min_lift, relative=relative, threshold=threshold, engine=engine, seed=seed))
 
-    _execute(build, None, as_json, quiet)
+    _execute(build, None, as_json, quiet, Recording(db, not no_record))
 
 
 @app.command("run")
@@ -57,6 +68,8 @@ def run_command(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="A declarative spec (see examples/)."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
+    db: Optional[str] = DbOpt,
+    no_record: bool = NoRecordOpt,
 ) -> None:
     """Run a declarative spec."""
 
@@ -65,12 +78,19 @@ def run_command(
 
         return load_spec(spec_path)
 
-    _execute(build, spec_path.parent, as_json, quiet)
+    _execute(build, spec_path.parent, as_json, quiet, Recording(db, not no_record, spec_path=spec_path))
 
 
 @app.command("demo")
-def demo_command(as_json: bool = JsonOpt, quiet: bool = QuietOpt) -> None:
-    """The founding example: A 1100/20000 vs B 1200/20000, margin 0.005."""
+def demo_command(
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    db: Optional[str] = DbOpt,
+    report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML report (default: reports/ beside the registry)."),
+) -> None:
+    """The founding example: A 1100/20000 vs B 1200/20000, margin 0.005.
+
+    Records the run in the registry and writes its HTML report."""
 
     def build():
         from wager.ab.examples import FOUNDING_EXAMPLE
@@ -80,16 +100,40 @@ def demo_command(as_json: bool = JsonOpt, quiet: bool = QuietOpt) -> None:
 
     if not as_json:
         typer.echo("wager demo: the founding A/B test (A 1100/20000 vs B 1200/20000, business margin 0.005)\n")
-    _execute(build, None, as_json, quiet)
+    _execute(build, None, as_json, quiet, Recording(db, True, html_report=report or True))
 
 
-def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, quiet: bool) -> None:
+@dataclass(frozen=True)
+class Recording:
+    """Where and whether a run is recorded; ``html_report`` True picks the default path."""
+
+    db: Optional[str]
+    enabled: bool = True
+    spec_path: Optional[Path] = None
+    html_report: Path | bool = False
+
+
+def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, quiet: bool, recording: Recording) -> None:
     from wager.workflow.pipeline import result_json, run
 
     try:
         spec = build()
+        registry = _open_registry(recording.db) if recording.enabled else None
+        plan = _plan_check(registry, spec) if registry is not None else None
         with _progress(enabled=not (quiet or as_json)) as progress:
             result = run(spec, base_dir=base_dir, progress=progress)
+        sensitivity = _sensitivity(result, base_dir)
+        payload = result_json(result)
+        payload["plan"] = plan.to_json() if plan else None
+        payload["sensitivity"] = sensitivity.to_json() if sensitivity else None
+        record = None
+        if registry is not None:
+            from wager.workflow.record import record_run
+
+            extra = {"plan": payload["plan"], "sensitivity": payload["sensitivity"]}
+            record = record_run(result, registry, payload, recording.spec_path, base_dir, extra)
+            payload = {"run_id": record.run_id, **payload}
+        report_path = _write_report(record, recording.html_report) if record is not None and recording.html_report else None
     except SpecError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -97,13 +141,62 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INTERNAL)
     if as_json:
-        typer.echo(json.dumps(result_json(result), indent=2, default=_json_default, allow_nan=False))
+        if report_path is not None:
+            payload["report"] = str(report_path)
+        typer.echo(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
     else:
-        _print_prose(result)
+        _print_prose(result, plan, sensitivity)
+        if record is not None:
+            typer.echo(f"Recorded as run {record.run_id} in {_registry_label(registry)}.")
+        if report_path is not None:
+            typer.echo(f"HTML report: {report_path}")
     raise typer.Exit(EXIT_DECIDED if result.decided else EXIT_BLOCKED)
 
 
-def _print_prose(result: Any) -> None:
+def _open_registry(db: Optional[str]) -> Any:
+    from wager.workflow.registry import Registry, as_url
+
+    return Registry(as_url(db) if db else None)
+
+
+def _registry_label(registry: Any) -> str:
+    return str(registry.url)
+
+
+def _plan_check(registry: Any, spec: Any) -> Any:
+    """The latest plan recorded for this spec's domain and name, compared with its policy."""
+    from wager.workflow.plan import check_against_plan, policy_from_spec
+
+    policy = policy_from_spec(spec)
+    plan = registry.latest_plan(policy.domain, policy.name)
+    return check_against_plan(plan, policy) if plan is not None else None
+
+
+def _sensitivity(result: Any, base_dir: Optional[Path]) -> Any:
+    policy = getattr(result.spec, "sensitivity", None)
+    if policy is None or not policy.enabled:
+        return None
+    from wager.workflow.sensitivity import prior_sensitivity
+
+    return prior_sensitivity(result, base_dir)
+
+
+def _write_report(record: Any, where: Path | bool) -> Path:
+    from wager.workflow.report import write_html_report
+
+    path = where if isinstance(where, Path) else default_reports_dir() / f"{record.run_id}.html"
+    return write_html_report(record, path)
+
+
+def default_reports_dir() -> Path:
+    """``$WAGER_REPORTS``, else ``reports/`` in wager's data folder (beside the default registry)."""
+    if os.environ.get("WAGER_REPORTS"):
+        return Path(os.environ["WAGER_REPORTS"])
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "wager" / "reports"
+
+
+def _print_prose(result: Any, plan: Any = None, sensitivity: Any = None) -> None:
     post = result.posterior
     if result.status == "blocked":
         typer.echo("Status: BLOCKED - no action is recommended.")
@@ -116,6 +209,11 @@ def _print_prose(result: Any) -> None:
     if result.gates.applicable:
         verdict = "all passed" if result.gates.passed else "FAILED"
         typer.echo(f"Gates {verdict}: " + "; ".join(g.describe() for g in result.gates.gates))
+    if sensitivity is not None:
+        for line in sensitivity.lines():
+            typer.echo(line)
+    if plan is not None:
+        typer.echo(plan.line())
 
 
 def _json_default(value: Any) -> Any:
@@ -177,6 +275,8 @@ def main() -> None:
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
 
+
+from wager import cli_registry  # noqa: E402,F401  (registers runs, replay, plan, report)
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,7 @@ from wager.kernel import compare
 from wager.kernel.closed_form import Affine, Beta, Distribution1D
 from wager.kernel.decision import Decision, decide, decide_closed_form, opportunity_losses
 from wager.kernel.diagnostics import mcse_mean
+from wager.kernel.digits import fmt
 from wager.kernel.posterior import Posterior
 
 _WIDE = 1e-12  # tail mass outside the bisection bracket for lift quantiles
@@ -205,6 +206,45 @@ def expected_loss_rule(summary: dict[str, Any]) -> Verdict:
     if loss_control < threshold:
         return Verdict("keep", control, f"keeping {control} risks less than the threshold of caring")
     return Verdict("keep_testing", None, "every choice still risks more than the threshold of caring")
+
+
+def flip_points(summary: dict[str, Any], verdict: Verdict) -> list[str]:
+    """What would flip the decision, read off the same raw floats the rule uses.
+
+    The rule compares each choice's expected loss with the threshold of caring,
+    so the decision flips exactly where the threshold crosses one of those
+    losses; more data shrinks every expected loss towards zero.
+    """
+    arms, control, threshold = summary["arms"], summary["control"], summary["threshold"]
+    challengers = [n for n in summary["names"] if n != control]
+    best = min(challengers, key=lambda n: arms[n]["expected_loss"].value)
+    est = {n: arms[n]["expected_loss"] for n in summary["names"]}
+    loss = {n: e.value for n, e in est.items()}
+    shown = {n: fmt(e.value, e.mcse, 3) for n, e in est.items()}
+    out = []
+    if verdict.kind == "keep_testing":
+        cheapest = min((best, control), key=lambda n: loss[n])
+        act = f"ship {cheapest}" if cheapest != control else f"keep {control}"
+        out.append(
+            f"It becomes '{act}' once that choice's expected loss ({shown[cheapest]}) falls below the threshold of "
+            f"caring ({fmt(threshold)}): more data shrinks it, or a threshold above {shown[cheapest]} accepts it now."
+        )
+    else:
+        chosen = verdict.arm
+        assert chosen is not None
+        if loss[chosen] > 0:
+            out.append(
+                f"It becomes 'keep testing' if the threshold of caring were below {shown[chosen]} "
+                f"(it is {fmt(threshold)}), the expected loss of {verdict.action}."
+            )
+        else:
+            out.append(f"No threshold of caring makes it 'keep testing': {verdict.action} has no expected loss to speak of.")
+        rival = control if verdict.kind == "ship" else best
+        out.append(
+            f"It flips to '{'keep' if rival == control else 'ship'} {rival}' only if {rival}'s expected loss "
+            f"({shown[rival]}) fell below {verdict.action}'s ({shown[chosen]})."
+        )
+    return out
 
 
 def units(spec: ABSpec) -> str:

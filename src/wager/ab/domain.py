@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from wager.ab.data import arms_from_table, read_table
-from wager.ab.decide import Estimate, expected_loss_rule, summarize, units
-from wager.ab.models import build_model, priors_for
+from wager.ab.decide import Estimate, expected_loss_rule, flip_points, summarize, units
+from wager.ab.models import PRIOR_SITES, build_model, priors_for
 from wager.ab.spec import ABSpec
 from wager.ab.srm import SRMCheck, srm_check
 from wager.errors import SpecError, from_pydantic
@@ -58,6 +58,11 @@ class ABProblem:
     def priors(self) -> dict[str, Prior]:
         return priors_for(self.spec)
 
+    @property
+    def prior_sites(self) -> dict[str, tuple[str, ...]]:
+        """Prior name -> the posterior variables drawn from it (for prior sensitivity)."""
+        return dict(PRIOR_SITES[self.spec.metric])
+
     def decide(self, posterior: Posterior) -> Outcome:
         return outcome(self.spec, posterior)
 
@@ -95,7 +100,8 @@ def outcome(spec: ABSpec, posterior: Posterior) -> Outcome:
     }
     if spec.metric == "revenue":
         payload["normal_approximation"] = normal_approximation(spec)
-    lines = narrative(spec, summary, verdict.action, verdict.why, srm)
+    payload["flips"] = flip_points(summary, verdict)
+    lines = narrative(spec, summary, verdict.action, verdict.why, srm) + ["What would flip it: " + " ".join(payload["flips"])]
     if spec.metric == "revenue":
         lines += normal_approximation_lines(payload["normal_approximation"], control, spec.decision.credible_mass)
     warnings = []

@@ -7,6 +7,8 @@ Every arm shares the metric's priors; arms are independent a priori.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from functools import partial
 from typing import Mapping
 
 import numpy as np
@@ -108,8 +110,62 @@ def priors_for(spec: ABSpec) -> dict[str, Prior]:
     return priors
 
 
+PRIOR_SITES: dict[str, dict[str, tuple[str, ...]]] = {
+    "conversion": {"rate": ("rate",)},
+    "count": {"rate": ("rate",)},
+    "revenue": {
+        "purchase_rate": ("purchase_rate",),
+        "log_spend_mean": ("log_spend_mean",),
+        "log_spend_sd": ("log_spend_sd",),
+    },
+    "mean": {"mean": ("mean", "variance")},
+}
+"""Prior name -> the posterior variables drawn from it (one per arm). The joint
+Normal-Inverse-Gamma prior governs ``(mean, variance)`` together."""
+
+
 def build_model(spec: ABSpec) -> Model:
-    """The metric's model for ``spec.arms``."""
+    """The metric's model for ``spec.arms``, with its NumPy log-likelihood."""
+    model = _build_model(spec)
+    return replace(model, log_likelihood=partial(data_log_likelihood, spec.metric, model.data))
+
+
+def data_log_likelihood(metric: str, data: Mapping[str, object], draws: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``log p(data | theta)`` at each draw, shape ``(chains, draws)``: the same terms
+    as the metric's NumPyro model (``conversion_model`` ...), summed over arms, in NumPy."""
+    from scipy import special
+
+    d: dict = dict(data)
+    if metric == "conversion":
+        n, k, p = d["visitors"], d["conversions"], np.asarray(draws["rate"], dtype=float)
+        terms = _log_binomial_coefficient(n, k) + special.xlogy(k, p) + special.xlog1py(n - k, -p)
+    elif metric == "count":
+        n, k, rate = d["visitors"], d["events"], np.asarray(draws["rate"], dtype=float)
+        terms = special.xlogy(k, n * rate) - n * rate - special.gammaln(k + 1.0)
+    elif metric == "mean":
+        n, mean, variance = d["visitors"], np.asarray(draws["mean"]), np.asarray(draws["variance"])
+        terms = -0.5 * n * np.log(2 * math.pi * variance) - (d["sum_sq_dev"] + n * (d["sample_mean"] - mean) ** 2) / (2 * variance)
+    elif metric == "revenue":
+        n, k = d["visitors"], d["purchasers"]
+        p, mu, sigma = (np.asarray(draws[v], dtype=float) for v in ("purchase_rate", "log_spend_mean", "log_spend_sd"))
+        s1, s2 = d["log_revenue"], d["log_revenue_sq"]
+        terms = (
+            _log_binomial_coefficient(n, k) + special.xlogy(k, p) + special.xlog1py(n - k, -p)
+            - k * np.log(sigma) - 0.5 * k * math.log(2 * math.pi) - (s2 - 2 * mu * s1 + k * mu**2) / (2 * sigma**2) - s1
+        )
+    else:
+        raise ValueError(f"unknown metric {metric!r}")
+    return np.sum(terms, axis=-1)
+
+
+def _log_binomial_coefficient(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    from scipy import special
+
+    n, k = np.asarray(n, dtype=float), np.asarray(k, dtype=float)
+    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+
+
+def _build_model(spec: ABSpec) -> Model:
     assert spec.arms is not None
     priors = priors_for(spec)
     arms = spec.arms

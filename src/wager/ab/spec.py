@@ -28,6 +28,7 @@ from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
+from wager.kernel.sensitivity import SensitivityPolicy
 
 Metric = Literal["conversion", "count", "revenue", "mean"]
 
@@ -102,6 +103,7 @@ class ABSpec(BaseModel):
     decision: ABPolicy = Field(default_factory=ABPolicy)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     gates: GatePolicy = Field(default_factory=GatePolicy)
+    sensitivity: SensitivityPolicy = Field(default_factory=SensitivityPolicy)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ABSpec":
@@ -119,6 +121,15 @@ class ABSpec(BaseModel):
             if name not in DEFAULT_PRIORS[self.metric]:
                 known = ", ".join(DEFAULT_PRIORS[self.metric])
                 raise SpecError(f"priors.{name}", f"unknown prior for the {self.metric} metric; its priors are {known}")
+        for name, alternatives in self.sensitivity.alternatives.items():
+            where = f"sensitivity.alternatives.{name}"
+            if name not in DEFAULT_PRIORS[self.metric]:
+                known = ", ".join(DEFAULT_PRIORS[self.metric])
+                raise SpecError(where, f"unknown prior for the {self.metric} metric; its priors are {known}")
+            family = DEFAULT_PRIORS[self.metric][name].family
+            for i, alternative in enumerate(alternatives):
+                if self.metric != "revenue" and alternative.family != family:
+                    raise SpecError(f"{where}[{i}].family", f"the {self.metric} metric needs a {family} prior; got {alternative.family}")
         return self
 
     @property

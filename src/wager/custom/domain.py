@@ -26,6 +26,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -60,6 +61,7 @@ class PriorLookup(Mapping):
     def __init__(self, priors: Mapping[str, Prior]) -> None:
         self._priors = dict(priors)
         self.used: set[str] = set()
+        self.handed_out: list[tuple[str, Any]] = []  # (name, distribution), for trace_prior_sites
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._priors:
@@ -69,7 +71,9 @@ class PriorLookup(Mapping):
                 f"the model asks for a prior named {name!r} that the spec does not declare (declared: {declared})",
             )
         self.used.add(name)
-        return self._priors[name].to_numpyro()
+        distribution = self._priors[name].to_numpyro()
+        self.handed_out.append((name, distribution))
+        return distribution
 
     def __contains__(self, name: object) -> bool:
         return name in self._priors
@@ -226,6 +230,14 @@ class CustomProblem:
     def decide(self, posterior: Posterior) -> Outcome:
         return outcome(self, posterior)
 
+    @cached_property
+    def prior_sites(self) -> dict[str, tuple[str, ...]]:
+        """Prior name -> the latent sites drawn from it (for prior sensitivity; traces the model once)."""
+        wrapped = self.model.numpyro_model
+        assert isinstance(wrapped, ModelWithPriors)
+        fn = wrapped._loaded or load_function(Path(wrapped.path), wrapped.function)
+        return trace_prior_sites(fn, self.model.data, self.priors)
+
 
 def prepare(spec: CustomSpec, base_dir: Path | None = None) -> CustomProblem:
     """Load the model and the data, check them against the spec by one traced run."""
@@ -278,6 +290,40 @@ def trace_variables(
     if not variables:
         raise SpecError("model", f"{function}() has no latent variable to infer")
     return variables
+
+
+def trace_prior_sites(
+    fn: Callable[..., Any], data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]
+) -> dict[str, tuple[str, ...]]:
+    """Prior name -> the latent sample sites drawn from it, by one traced run.
+
+    A site counts when its distribution is the very one ``priors[name]`` handed
+    out, or that one expanded by a plate, ``.expand`` or ``.to_event`` (which
+    sum the same log density over more elements), and the site's log density is
+    not rescaled. A prior handed out more often than it reaches sites that way
+    (transformed, masked, used in a ``factor``) is left out: its draws cannot be
+    reweighted by its density, so prior sensitivity refits instead.
+    """
+    from numpyro import handlers
+    from numpyro.distributions import ExpandedDistribution, Independent
+
+    from wager.kernel.nuts import configure_jax
+
+    configure_jax()
+    lookup = PriorLookup(priors)
+    trace = handlers.trace(handlers.seed(lambda **kw: fn(**kw, priors=lookup), rng_seed=0)).get_trace(**data)
+    handed = {id(d): name for name, d in lookup.handed_out}
+    found: dict[str, list[str]] = {}
+    for site_name, site in trace.items():
+        if site["type"] != "sample" or site["is_observed"] or site.get("scale") is not None:
+            continue
+        d = site["fn"]
+        while id(d) not in handed and isinstance(d, (ExpandedDistribution, Independent)):
+            d = d.base_dist
+        if id(d) in handed:
+            found.setdefault(handed[id(d)], []).append(site_name)
+    times = {name: sum(1 for n, _ in lookup.handed_out if n == name) for name in found}
+    return {name: tuple(sites) for name, sites in found.items() if len(sites) == times[name]}
 
 
 # --- decide -----------------------------------------------------------------

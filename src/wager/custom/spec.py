@@ -43,6 +43,7 @@ from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
+from wager.kernel.sensitivity import SensitivityPolicy
 
 NUMPY_FUNCTIONS: frozenset[str] = frozenset(
     {
@@ -102,6 +103,7 @@ class CustomSpec(BaseModel):
     decision: DecisionPolicy | None = None
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     gates: GatePolicy = Field(default_factory=GatePolicy)
+    sensitivity: SensitivityPolicy = Field(default_factory=SensitivityPolicy)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -129,6 +131,13 @@ class CustomSpec(BaseModel):
         for name, prior in self.priors.items():
             if prior.family == "normal_inverse_gamma":
                 raise SpecError(f"priors.{name}.family", "a joint prior has no single NumPyro distribution; declare its parts separately")
+        for name, alternatives in self.sensitivity.alternatives.items():
+            where = f"sensitivity.alternatives.{name}"
+            if name not in self.priors:
+                raise SpecError(where, f"names no declared prior (declared: {', '.join(sorted(self.priors)) or 'none'})")
+            for i, alternative in enumerate(alternatives):
+                if alternative.family == "normal_inverse_gamma":
+                    raise SpecError(f"{where}[{i}].family", "a joint prior has no single NumPyro distribution; declare its parts separately")
         if self.decision is not None:
             seen: set[str] = set()
             for i, action in enumerate(self.decision.actions):

@@ -127,3 +127,20 @@ def ess_mean(x: np.ndarray, independent: bool) -> float:
     if independent or np.ptp(x) == 0:
         return float(x.size)
     return float(_arviz().ess(x, method="mean"))
+
+
+def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
+    """Pareto-smoothed importance sampling (Vehtari et al. 2024) of one set of draws.
+
+    ``log_ratios`` are ``log p_new(theta_s) - log p_old(theta_s)`` up to a constant,
+    one per draw (any shape; flattened in C order). Returns the smoothed,
+    normalised log weights (same shape, ``logsumexp == 0``) and the Pareto shape
+    ``k_hat`` of the weights' tail: below 0.7 the weighted estimates are reliable;
+    above it, refit. ``k_hat`` is ``inf`` when the tail is too short to fit.
+    """
+    az = _arviz()
+    x = np.asarray(log_ratios, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ warns on k_hat > 0.7; the caller reads k_hat itself
+        log_w, k_hat = az.psislw(x.reshape(-1).copy())
+    return np.asarray(log_w).reshape(x.shape), float(k_hat)

@@ -41,13 +41,19 @@ class Model:
 
     ``numpyro_model(**data)`` is the generative model for samplers. ``exact``,
     when present, returns the closed-form posterior. ``observed`` is kept for
-    predictive checks and InferenceData.
+    predictive checks and InferenceData. ``version`` is part of a run's
+    identity: bump it when a built-in model's mathematics changes.
+    ``log_likelihood(draws)``, when present, is the data's log-likelihood at each
+    posterior draw, shape ``(chains, draws)``, in NumPy: diagnostics (power-scaling
+    sensitivity) then need neither JAX nor a NumPyro trace.
     """
 
     name: str
     numpyro_model: Callable[..., None] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     exact: Callable[[], ExactPosterior] | None = None
+    version: str = "1"
+    log_likelihood: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
 
 
 class EngineError(RuntimeError):

@@ -51,6 +51,7 @@ class RunResult:
     """Everything a run produced. ``status`` is ``decided`` or ``blocked``."""
 
     spec: BaseModel
+    problem: Problem
     status: str
     action: str | None
     posterior: Posterior
@@ -80,7 +81,7 @@ def run(
     except EngineError as exc:
         raise SpecError("inference.engine", str(exc)) from None
     report, diagnostics = check(posterior, spec.gates)  # type: ignore[attr-defined]
-    common = dict(spec=spec, posterior=posterior, gates=report, diagnostics=diagnostics, priors=problem.priors)
+    common = dict(spec=spec, problem=problem, posterior=posterior, gates=report, diagnostics=diagnostics, priors=problem.priors)
     if not report.passed:
         failed = report.failed
         return RunResult(

@@ -1,0 +1,89 @@
+"""The decision policy, fixed before the data.
+
+``wager plan SPEC`` records a spec's decision policy (actions, losses, margins,
+thresholds) before any data exists, so no one can move the goalposts after
+seeing the result. A spec may omit its data at that point: only ``domain``,
+``name`` and ``decision`` are read. A later run with the same domain and name
+reports whether its policy still matches the latest plan, and what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pydantic import TypeAdapter, ValidationError
+
+from wager.errors import SpecError, from_pydantic
+from wager.workflow.diff import Change, changes
+from wager.workflow.manifest import policy_digest, policy_of
+
+
+@dataclass(frozen=True)
+class Policy:
+    domain: str
+    name: str | None
+    policy: Any
+    digest: str
+
+
+def policy_from_payload(payload: Any) -> Policy:
+    """Validate just the decision policy of a raw spec mapping (the data may not exist yet)."""
+    from wager.workflow.specs import schemas
+
+    if not isinstance(payload, Mapping):
+        raise SpecError("spec", f"must be a mapping of keys to values; got {type(payload).__name__}")
+    domain = payload.get("domain", "ab")
+    known = schemas()
+    if domain not in known:
+        raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
+    fields = known[domain].model_fields
+    name = payload.get("name", fields["name"].default if "name" in fields else None)
+    decision_field = fields["decision"]
+    raw = payload.get("decision")
+    try:
+        if raw is None:
+            policy = decision_field.get_default(call_default_factory=True)
+        else:
+            policy = TypeAdapter(decision_field.annotation).validate_python(raw)
+        dumped = TypeAdapter(decision_field.annotation).dump_python(policy, mode="json")
+    except ValidationError as exc:
+        raise from_pydantic(exc, prefix="decision") from None
+    return Policy(domain=domain, name=name, policy=dumped, digest=policy_digest(dumped))
+
+
+def policy_from_spec(spec: Any) -> Policy:
+    dump = spec.model_dump(mode="json")
+    policy = policy_of(dump)
+    return Policy(domain=dump["domain"], name=dump.get("name"), policy=policy, digest=policy_digest(policy))
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """How a run's policy compares with the plan recorded for it."""
+
+    plan_id: str
+    planned_at: str
+    matches: bool
+    changes: tuple[Change, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "planned_at": self.planned_at,
+            "matches": self.matches,
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    def line(self) -> str:
+        if self.matches:
+            return f"Policy matches plan {self.plan_id} (recorded {self.planned_at[:19]} UTC, before the data)."
+        listed = "; ".join(c.describe() for c in self.changes)
+        return f"Policy DIFFERS from plan {self.plan_id} (recorded {self.planned_at[:19]} UTC): {listed}."
+
+
+def check_against_plan(plan: Any, policy: Policy) -> PlanCheck:
+    """Compare ``policy`` with a recorded plan (``PlanRecord``)."""
+    found = changes(plan.policy, policy.policy, "decision", "policy")
+    return PlanCheck(plan_id=plan.plan_id, planned_at=plan.created_at, matches=not found, changes=tuple(found))
+

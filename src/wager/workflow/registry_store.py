@@ -1,0 +1,231 @@
+"""The registry's database: how it is opened, configured and migrated.
+
+``wager.workflow.registry`` says *what* is stored; this module says *how the
+database behaves* so that what is stored stays whole:
+
+- **SQLite** (the default): WAL journal, so readers never block the writer and
+  a killed writer leaves only uncommitted frames that the next open discards.
+  ``synchronous=FULL``: every commit is fsynced before ``record`` returns, so a
+  run the CLI reported as recorded survives a power cut, not only a crash
+  (NORMAL would be crash-safe in WAL mode but may lose the last commits on
+  power loss; one fsync per run is cheap next to inference). Writes open with
+  ``BEGIN IMMEDIATE`` and a 30 s busy timeout, so concurrent writers queue for
+  the write lock instead of failing half way (a deferred transaction that
+  upgrades to a writer gets SQLITE_BUSY without waiting). Foreign keys are
+  enforced, so a run row can never point at a missing posterior.
+- **PostgreSQL** (a team): transactional DDL; migrations hold a
+  transaction-scoped advisory lock, one per schema.
+
+Schema changes are Alembic revisions in ``migrations/``, run in code (no
+``alembic.ini``). Opening an already-migrated database reads one version row
+and never imports Alembic: the CLI opens the registry on every run. When the
+database is behind, the upgrade runs in one transaction holding the write
+lock (SQLite) or the advisory lock (PostgreSQL) and Alembic re-reads the
+version inside it, so four processes opening a brand-new database at once
+migrate it exactly once.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from wager.errors import WagerError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "wager_alembic_version"
+# The newest revision in migrations/versions. Kept here so an up-to-date
+# database is recognised without importing Alembic (~0.4 s); a test checks it
+# against Alembic's own view of the scripts.
+HEAD_REVISION = "0001"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class RegistryError(WagerError):
+    """The run registry cannot do what was asked: the message names the run,
+    plan or database (password masked) and the rule that was broken."""
+
+
+# The tables as of HEAD_REVISION, for queries. The migrations create them;
+# these declarations must match the newest revision.
+metadata = sa.MetaData()
+
+posteriors = sa.Table(
+    "posteriors",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("netcdf", sa.LargeBinary, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("identity_hash", sa.String(128), nullable=False),
+    sa.Column("domain", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(256)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(256)),
+    sa.Column("engine", sa.String(64)),
+    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("posterior_digest", sa.String(64), sa.ForeignKey("posteriors.digest"), nullable=False),
+)
+
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("plan_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("domain", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(256)),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("policy_hash", sa.String(128), nullable=False),
+)
+
+
+def mask(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing we can parse to mask
+        return url
+
+
+def reason(error: BaseException) -> str:
+    """The driver's one-line explanation of ``error``, without SQLAlchemy's
+    statement dump and background links."""
+    inner = getattr(error, "orig", None) or error
+    text = str(inner).strip() or type(inner).__name__
+    return text.splitlines()[0]
+
+
+@contextmanager
+def database_errors(url: str, doing: str) -> Iterator[None]:
+    """Turn driver errors into one ``RegistryError`` naming the database."""
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        raise RegistryError(f"registry {mask(url)}: {doing} failed: {reason(error)}") from None
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``, configured for safe concurrent recording.
+
+    Raises ``RegistryError`` for a malformed URL, an unknown database kind or
+    a missing driver (nothing is contacted yet).
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise RegistryError(f"registry {mask(url)}: not a database URL (e.g. sqlite:///path.sqlite or postgresql+psycopg://user@host/db) or a file path") from None
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    else:
+        kwargs["pool_pre_ping"] = True  # a long-lived service outlives server restarts
+        if backend == "postgresql" and "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except exc.NoSuchModuleError:
+        raise RegistryError(f"registry {mask(url)}: unknown database kind {parsed.drivername!r}") from None
+    except ImportError as error:
+        hint = " (pip install 'wager[postgres]')" if backend == "postgresql" else ""
+        raise RegistryError(f"registry {mask(url)}: database driver not installed: {error.name or error}{hint}") from None
+    except exc.ArgumentError as error:
+        raise RegistryError(f"registry {mask(url)}: {reason(error)}") from None
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, whose transactions take the write lock up front
+    (SQLite ``BEGIN IMMEDIATE``; other databases lock rows as they write)."""
+    return engine.execution_options(wager_begin="IMMEDIATE")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling issues BEGIN lazily and never
+        # IMMEDIATE; switch it off and emit BEGIN ourselves (SQLAlchemy's
+        # documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() not in ("wal", "memory"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("wager_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The Alembic revision the database is at; ``None`` for a new database."""
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Bring the database to ``HEAD_REVISION``; cheap when it already is.
+
+    Connecting happens here, so an unreachable server surfaces as a
+    ``RegistryError`` naming the URL.
+    """
+    with database_errors(url, "connecting"):
+        with engine.connect() as connection:
+            if schema_revision(connection) == HEAD_REVISION:
+                return
+    with database_errors(url, "migrating the schema"):
+        _upgrade(engine, url)
+        with engine.connect() as connection:
+            found = schema_revision(connection)
+    if found != HEAD_REVISION:
+        raise RegistryError(f"registry {mask(url)}: schema is at revision {found!r} after migrating, expected {HEAD_REVISION!r}")
+
+
+def _upgrade(engine: Engine, url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    config = Config()
+    # ConfigParser interpolation: a literal % in the path must be doubled.
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    with writer(engine).begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Serialise migrations per schema; released at commit.
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext('wager.registry'), hashtext(coalesce(current_schema(), '')))")
+            )
+        config.attributes["connection"] = connection
+        try:
+            command.upgrade(config, "head")
+        except CommandError as error:
+            found = schema_revision(connection)
+            raise RegistryError(
+                f"registry {mask(url)}: schema revision {found!r} is not one this wager knows "
+                f"(newest known: {HEAD_REVISION!r}); was it written by a newer wager? ({error})"
+            ) from None
