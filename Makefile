@@ -16,9 +16,11 @@ demo: $(STAMP)
 	$(VENV)/bin/wager demo
 
 test: $(STAMP)
+	./scripts/ensure-chromium
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
 test-all: $(STAMP)
+	./scripts/ensure-chromium
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)

@@ -186,7 +186,7 @@ class Prior(BaseModel):
 
     def describe(self) -> str:
         """``beta(alpha=1, beta=1)``: the family and its parameters, for prose."""
-        return f"{self.family}({', '.join(f'{k}={v:.4g}' for k, v in self.params.items())})"
+        return f"{self.family}({', '.join(f'{k}={v:.6g}' for k, v in self.params.items())})"
 
     def log_density(self, x: Any) -> np.ndarray:
         """Log density at ``x`` (any shape), element-wise, in NumPy; ``-inf`` outside the support.

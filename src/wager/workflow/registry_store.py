@@ -131,7 +131,7 @@ def open_engine(url: str) -> Engine:
     if backend == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_folder(Path(database).expanduser().parent, url)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True  # a long-lived service outlives server restarts
@@ -149,6 +149,14 @@ def open_engine(url: str) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def make_folder(folder: Path, url: str) -> None:
+    """Create the folder an SQLite file lives in (SQLite will not)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RegistryError(f"registry {mask(url)}: cannot create the folder {folder}: {error.strerror or error}") from None
 
 
 def writer(engine: Engine) -> Engine:
@@ -198,15 +206,29 @@ def ensure_schema(engine: Engine, url: str) -> None:
         with engine.connect() as connection:
             if schema_revision(connection) == HEAD_REVISION:
                 return
-    with database_errors(url, "migrating the schema"):
-        _upgrade(engine, url)
+    try:
+        _upgrade(engine)
+    except exc.SQLAlchemyError as error:
+        # A database without a migration lock (neither SQLite nor
+        # PostgreSQL) can lose a race to another process migrating it; that
+        # is only a failure if the other process did not finish the job.
+        failure: BaseException | None = error
+    else:
+        failure = None
+    with database_errors(url, "reading the schema revision"):
         with engine.connect() as connection:
             found = schema_revision(connection)
-    if found != HEAD_REVISION:
-        raise RegistryError(f"registry {mask(url)}: schema is at revision {found!r} after migrating, expected {HEAD_REVISION!r}")
+    if found == HEAD_REVISION:
+        return
+    if failure is not None:
+        raise RegistryError(f"registry {mask(url)}: migrating the schema failed: {reason(failure)}") from None
+    raise RegistryError(
+        f"registry {mask(url)}: schema revision {found!r} is not one this wager knows "
+        f"(newest known: {HEAD_REVISION!r}); was the database written by a newer wager?"
+    )
 
 
-def _upgrade(engine: Engine, url: str) -> None:
+def _upgrade(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
     from alembic.util import CommandError
@@ -223,9 +245,7 @@ def _upgrade(engine: Engine, url: str) -> None:
         config.attributes["connection"] = connection
         try:
             command.upgrade(config, "head")
-        except CommandError as error:
-            found = schema_revision(connection)
-            raise RegistryError(
-                f"registry {mask(url)}: schema revision {found!r} is not one this wager knows "
-                f"(newest known: {HEAD_REVISION!r}); was it written by a newer wager? ({error})"
-            ) from None
+        except CommandError:
+            # An unknown revision (a newer wager wrote this database): nothing
+            # was changed; the caller reads the revision and explains.
+            return

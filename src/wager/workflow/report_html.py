@@ -1,0 +1,534 @@
+"""The HTML report: one self-contained file, readable on a phone.
+
+Inline CSS, plots as inline SVG data URIs (``wager.workflow.report_plots``), no
+script and no URL of any kind, so the file opens offline, in a mail client or
+an archive, and looks the same in ten years. Every string that came from a
+user (names, priors' justifications, paths) is escaped. Numbers come from the
+same helpers as the plain report, with the digits their Monte Carlo error
+supports.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from wager.kernel.digits import decimals_for, fmt
+from wager.workflow import report as words
+from wager.workflow import report_plots as plots
+
+CSS = """
+:root{--ink:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f5f7fa;--card:#fff;--accent:#2f5d8a;
+--ok:#1e7b4d;--okbg:#e8f5ee;--warn:#8d5a00;--warnbg:#fff5dc;--bad:#b42318;--badbg:#fdecea}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1000px;margin:0 auto;padding:20px 16px 40px}
+header{margin:8px 0 16px}
+h1{font-size:1.6rem;line-height:1.25;margin:0 0 6px;overflow-wrap:anywhere}
+h2{font-size:1.2rem;margin:0 0 12px}
+h3{font-size:1rem;margin:18px 0 8px}
+p{margin:0 0 10px}
+.meta{color:var(--muted);font-size:.9rem;overflow-wrap:anywhere}
+section{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 22px;margin:16px 0}
+.decision{font-size:1.3rem;font-weight:650;line-height:1.35;margin:0 0 14px;padding:14px 16px;border-radius:8px;
+border-left:6px solid var(--accent);background:#eef3f8;overflow-wrap:anywhere}
+.decision.act{border-color:var(--ok);background:var(--okbg)}
+.decision.wait{border-color:var(--warn);background:var(--warnbg)}
+.decision.blocked{border-color:var(--bad);background:var(--badbg);color:#7a1a12}
+.question{color:var(--muted);font-style:italic}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:12px;margin:0 0 14px}
+.kpi{border:1px solid var(--line);border-radius:8px;padding:10px 12px;min-width:0}
+.kpi .label{display:block;font-size:.78rem;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
+.kpi .value{display:block;font-size:1.3rem;font-weight:650;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
+.kpi .sub{display:block;font-size:.85rem;color:var(--muted)}
+ul.plain{margin:0;padding-left:1.2em}
+ul.plain li{margin:0 0 6px}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:8px 20px}
+figure{margin:0 0 12px;min-width:0}
+figure img{display:block;max-width:100%;height:auto}
+figcaption{font-size:.85rem;color:var(--muted);margin-top:4px}
+.table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:0 0 12px;max-width:100%}
+table{border-collapse:collapse;width:100%;font-size:.92rem}
+th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-size:.78rem;color:var(--muted);text-transform:uppercase;letter-spacing:.03em;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{white-space:nowrap}
+tr.chosen td{background:#f0f6fc;font-weight:600}
+.pass{color:var(--ok);font-weight:600}
+.fail{color:var(--bad);font-weight:700}
+.note{color:var(--muted);font-size:.92rem}
+.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:.8rem;font-weight:600}
+.badge.ok{background:var(--okbg);color:var(--ok)}
+.badge.bad{background:var(--badbg);color:var(--bad)}
+code,.hash,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+code,.hash{font-size:.85em;overflow-wrap:anywhere;word-break:break-all}
+pre{overflow:auto;background:#f3f4f6;border-radius:8px;padding:12px;font-size:.78rem;line-height:1.4;max-height:520px;margin:8px 0 0}
+details{margin:10px 0 0}
+summary{cursor:pointer;font-weight:600}
+dl.kv{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:4px 14px;margin:0 0 12px;font-size:.92rem}
+dl.kv dt{color:var(--muted)}
+dl.kv dd{margin:0;overflow-wrap:anywhere;min-width:0}
+footer{color:var(--muted);font-size:.82rem;text-align:center;margin-top:24px}
+@media (max-width:640px){
+main{padding:10px 8px 28px}
+section{padding:14px 12px;border-radius:10px;margin:12px 0}
+h1{font-size:1.3rem}
+.decision{font-size:1.12rem;padding:12px}
+.figs{grid-template-columns:minmax(0,1fr)}
+dl.kv{grid-template-columns:minmax(0,1fr)}
+dl.kv dd{margin-bottom:6px}
+table.stack thead{display:none}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr{border-bottom:1px solid var(--line);padding:6px 0}
+table.stack td{border:0;padding:3px 0;text-align:left}
+table.stack td:empty{display:none}
+table.stack td:first-child{font-weight:650}
+table.stack.compact td[data-label]{display:flex;gap:12px;align-items:baseline}
+table.stack.compact td[data-label]::before{flex:0 0 46%;display:block}
+h2{font-size:1.1rem}
+table.stack td[data-label]::before{content:attr(data-label);display:block;font-size:.72rem;color:var(--muted);
+text-transform:uppercase;letter-spacing:.04em}
+}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = (), stack: str = "", row_classes: Sequence[str] | None = None
+) -> str:
+    """An HTML table in a horizontally scrolling box. On a phone, ``stack="cards"`` shows each
+    row as a card of labelled lines, ``stack="compact"`` as label-value pairs side by side.
+    Cells are escaped unless given as ``Raw``."""
+    numeric = set(numeric)
+    head = "".join(f'<th{" class=num" if i in numeric else ""} scope="col">{esc(h)}</th>' for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
+        cells = "".join(
+            f'<td{" class=num" if i in numeric else ""} data-label="{esc(headers[i])}">{cell if isinstance(cell, Raw) else esc(cell)}</td>'
+            for i, cell in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    kind = {"cards": ' class="stack"', "compact": ' class="stack compact"'}.get(stack, "")
+    return f'<div class="table-wrap"><table{kind}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+class Raw(str):
+    """Markup already escaped."""
+
+
+def kv(pairs: Iterable[tuple[str, Any]]) -> str:
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{v if isinstance(v, Raw) else esc(v)}</dd>" for k, v in pairs if v not in (None, ""))
+    return f'<dl class="kv">{items}</dl>'
+
+
+def figure(uri: str, alt: str, caption: str = "") -> str:
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="{uri}" alt="{esc(alt)}">{cap}</figure>'
+
+
+def section(ident: str, title: str, body: str) -> str:
+    return f'<section id="{ident}" aria-labelledby="{ident}-h"><h2 id="{ident}-h">{esc(title)}</h2>{body}</section>'
+
+
+# --- the page -------------------------------------------------------------------------
+
+
+def render(record: Any) -> str:
+    result, manifest = record.result, record.manifest
+    draws = _draws(record)
+    name = result.get("name") or manifest.get("identity", {}).get("name") or "wager run"
+    parts = [
+        _summary(record),
+        _losses(record),
+        _lifts(record, draws),
+        _posteriors(record, draws),
+        _diagnostics(record),
+        _priors(record),
+        _sensitivity(record),
+        _plan(record),
+        _manifest(record),
+    ]
+    engine = (result.get("inference") or {}).get("engine", "")
+    version = (manifest.get("environment", {}).get("versions") or {}).get("wager") or ""
+    meta = f"Run <span class=hash>{esc(record.run_id)}</span> · recorded {esc(str(record.created_at)[:19].replace('T', ' '))} UTC · domain {esc(result.get('domain', ''))} · engine {esc(engine)}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{esc(name)} — wager report</title><style>{CSS}</style></head><body><main>"
+        f'<header><h1>{esc(name)}</h1><p class="meta">{meta}</p></header>'
+        + "".join(p for p in parts if p)
+        + f"<footer>wager {esc(version)} · report regenerated from the run record; nothing was re-run.</footer>"
+        "</main></body></html>\n"
+    )
+
+
+def _draws(record: Any) -> dict[str, np.ndarray]:
+    from wager.workflow.netcdf import read_netcdf
+
+    return read_netcdf(record.netcdf()).get("posterior", {})
+
+
+def _decision_class(result: Mapping[str, Any]) -> str:
+    if result.get("status") != "decided":
+        return "blocked"
+    if result.get("verdict") == "keep_testing" or result.get("action") == "report":
+        return "wait"
+    return "act"
+
+
+def _summary(record: Any) -> str:
+    result = record.result
+    lines = words.plain_report(record)
+    sentence, rest = lines[0], lines[1:]
+    question = (result.get("decision") or {}).get("question") if isinstance(result.get("decision"), Mapping) else None
+    rest = [line for line in rest if not (question and line.endswith(question))]
+    body = f'<p id="decision" class="decision {_decision_class(result)}">{esc(sentence)}</p>'
+    if question:
+        body += f'<p class="question">{esc(question)}</p>'
+    body += _kpis(record)
+    body += '<ul class="plain">' + "".join(f"<li>{esc(line)}</li>" for line in rest) + "</ul>"
+    return section("summary", "Decision in plain words", body)
+
+
+def _kpis(record: Any) -> str:
+    result = record.result
+    cards = []
+    if result.get("status") != "decided":
+        failed = [g for g in (result.get("gates") or {}).get("checks", []) if not g.get("passed")]
+        if failed:
+            cards.append(("Failed checks", f"{len(failed)} of {len(result['gates']['checks'])}", ", ".join(words.GATE_WORDS.get(g["name"], g["name"]) for g in failed)))
+        cards.append(("Recommended action", "none", "the posterior cannot be trusted"))
+    else:
+        rows = words.action_rows(result)
+        chosen = next((r for r in rows if r.chosen), None)
+        if chosen is not None and chosen.prob_best is not None:
+            cards.append(("Chance it is the best action", words.percent(chosen.prob_best, chosen.prob_best_mcse), chosen.action))
+            cards.append(("Its expected loss", words.number(chosen.expected_loss, chosen.expected_loss_mcse), words.loss_units(record)))
+        elif rows:
+            best = min(rows, key=lambda r: r.expected_loss)
+            cards.append(("Smallest expected loss", words.number(best.expected_loss, best.expected_loss_mcse), f"{best.action}, {words.loss_units(record)}"))
+        if result.get("threshold") is not None:
+            cards.append(("Threshold of caring", words.number(result["threshold"]), result.get("units", "")))
+        cards += _best_lift(record)
+        decision = result.get("decision")
+        if isinstance(decision, Mapping) and decision.get("runner_up"):
+            cards.append(("Gap to the runner-up", words.number(decision["gap"], decision.get("gap_mcse", 0.0)), decision["runner_up"]))
+    engine = (result.get("inference") or {}).get("engine")
+    if engine:
+        cards.append(("Inference", str(engine), "exact: no sampling error" if engine == "exact" else words.gate_verdict(result).split(" (")[0]))
+    return '<div class="kpis">' + "".join(
+        f'<div class="kpi"><span class="label">{esc(k)}</span><span class="value">{esc(v)}</span><span class="sub">{esc(s)}</span></div>' for k, v, s in cards
+    ) + "</div>"
+
+
+def _best_lift(record: Any) -> list[tuple[str, str, str]]:
+    """Cards for the leading challenger: its lift on the margin's scale, and its chance to clear the margin."""
+    result = record.result
+    if result.get("domain") != "ab" or "arms" not in result:
+        return []
+    control = result["control"]
+    challengers = [n for n in result["arms"] if n != control]
+    if not challengers:
+        return []
+    name = result.get("arm") if result.get("arm") in challengers else min(challengers, key=lambda n: result["arms"][n]["expected_loss"])
+    arm = result["arms"][name]
+    mass = words.credible_mass(record)
+    rel = arm.get("lift_relative")
+    if result.get("lift") == "relative" and rel:
+        se = 100 * words.lift_se(result, name)[1]
+        d = words.interval_decimals([100 * rel["median"], *(100 * v for v in rel["interval"])], se)
+        lo, hi = rel["interval"]
+        card = (f"Lift of {name} over {control}", f"{words.signed(100 * rel['median'], d)}%", f"{mass:.0%} interval {words.signed(100 * lo, d)}% to {words.signed(100 * hi, d)}%")
+    else:
+        lift = arm["lift_absolute"]
+        d = words.interval_decimals([lift["median"], *lift["interval"]], words.lift_se(result, name)[0])
+        lo, hi = lift["interval"]
+        card = (f"Lift of {name} over {control}", words.signed(lift["median"], d), f"{mass:.0%} interval {words.signed(lo, d)} to {words.signed(hi, d)}")
+    cards = [card]
+    above = arm.get("prob_lift_above_margin")
+    if above is not None and float(result.get("min_lift", 0.0)) > 0:
+        cards.append((f"Chance {name} clears the margin", words.percent(above, arm.get("prob_lift_above_margin_mcse", 0.0)), f"margin {words.margin_phrase(result)}"))
+    return cards
+
+
+def _losses(record: Any) -> str:
+    result = record.result
+    rows = words.action_rows(result)
+    if not rows:
+        return ""
+    units = words.loss_units(record)
+    uri = plots.loss_plot(
+        [r.action for r in rows], [r.expected_loss for r in rows], [r.expected_loss_mcse for r in rows], [r.chosen for r in rows], result.get("threshold"), units
+    )
+    sampled = any(r.expected_loss_mcse > 0 for r in rows)
+    headers = ["Action", "Expected loss", "Chance it is best"] + (["Monte Carlo error"] if sampled else [])
+    body = []
+    for r in rows:
+        row = [r.action, words.number(r.expected_loss, r.expected_loss_mcse), words.percent(r.prob_best, r.prob_best_mcse) if r.prob_best is not None else "n/a"]
+        if sampled:
+            row.append(f"± {r.expected_loss_mcse:.1g}")
+        body.append(row)
+    note = (
+        f"Expected loss, in {units}: what choosing the action gives up, on average over the posterior, when another action turns out better. "
+        + ("Whiskers are ±2 Monte Carlo standard errors. " if sampled else "Computed in closed form: no Monte Carlo error. ")
+        + ("The dashed line is the threshold of caring: an action is taken only when its expected loss is below it." if result.get("threshold") is not None else "")
+    )
+    content = figure(uri, "Expected loss of each action", "") + table(headers, body, numeric=range(1, len(headers)), row_classes=["chosen" if r.chosen else "" for r in rows])
+    return section("losses", "Expected loss of each action", content + f'<p class="note">{esc(note)}</p>')
+
+
+def _lifts(record: Any, draws: Mapping[str, np.ndarray]) -> str:
+    result = record.result
+    if result.get("domain") != "ab" or "arms" not in result:
+        return ""
+    from wager.ab.models import VALUE
+
+    names, control = list(result["arms"]), result["control"]
+    relative = result.get("lift") == "relative"
+    margin = float(result.get("min_lift", 0.0))
+    mass = words.credible_mass(record)
+    value = draws.get(VALUE.get(result.get("metric", ""), ""))
+    figs = []
+    ci = names.index(control)
+    for i, name in enumerate(names):
+        if name == control or value is None or value.ndim != 3 or value.shape[-1] != len(names):
+            continue
+        x, c = value[..., i], value[..., ci]
+        lift = x / c - 1 if relative else x - c
+        arm = result["arms"][name]
+        above = arm.get("prob_lift_above_margin")
+        caption = f"{'relative' if relative else 'absolute'} lift of {name} over {control}" + ("" if relative else f" ({result.get('units', '')})")
+        uri = plots.lift_plot(f"{name} vs {control}", lift, margin, relative, caption)
+        text = f"P(lift > margin) = {words.percent(above, arm.get('prob_lift_above_margin_mcse', 0.0))}" if above is not None else ""
+        figs.append(figure(uri, f"Lift of {name} over {control}", f"Green: the part of the distribution above the margin. {text}."))
+    headers = ["Arm", "Posterior mean", f"{mass:.0%} interval", "P(beats control)", "P(lift > margin)", "Lift (median)", f"Lift {mass:.0%} interval"]
+    rows = []
+    for name, arm in result["arms"].items():
+        se = arm.get("mean_mcse", 0.0)
+        d = words.interval_decimals([arm["mean"], *arm["interval"]], se)
+        row = [name + (" (control)" if name == control else ""), f"{arm['mean']:.{d}f}", f"{arm['interval'][0]:.{d}f} to {arm['interval'][1]:.{d}f}"]
+        if name == control:
+            row += ["", "", "", ""]
+        else:
+            se_abs, se_rel = words.lift_se(result, name)
+            lift = arm["lift_relative"] if relative and arm.get("lift_relative") else arm["lift_absolute"]
+            scale, s = (100.0, 100 * se_rel) if lift is arm.get("lift_relative") and relative else (1.0, se_abs)
+            ld = words.interval_decimals([scale * lift["median"], *(scale * v for v in lift["interval"])], s)
+            pct = "%" if scale == 100 else ""
+            row += [
+                words.percent(arm["prob_beats_control"], arm.get("prob_beats_control_mcse", 0.0)),
+                words.percent(arm["prob_lift_above_margin"], arm.get("prob_lift_above_margin_mcse", 0.0)),
+                words.signed(scale * lift["median"], ld) + pct,
+                f"{words.signed(scale * lift['interval'][0], ld)}{pct} to {words.signed(scale * lift['interval'][1], ld)}{pct}",
+            ]
+        rows.append(row)
+    data = _arm_data(record)
+    intro = (
+        f"Each challenger against {esc(control)}; the dashed line is the margin a lift must clear "
+        f"({esc(words.margin_phrase(result))}) to be worth acting on; the dotted line is no lift."
+    )
+    body = f'<p class="note">{intro}</p>' + (f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">The draws of this run are not available to plot.</p>')
+    body += "<h3>Arms</h3>" + table(headers, rows, numeric=range(1, 7), stack="compact") + data
+    return section("lift", "Lift against the margin", body)
+
+
+def _arm_data(record: Any) -> str:
+    arms = (record.manifest.get("spec") or {}).get("arms")
+    if not arms:
+        return ""
+    columns = [k for k in ("visitors", "conversions", "events", "purchasers", "revenue", "mean", "sd") if any(a.get(k) is not None for a in arms)]
+    rows = [[a["name"], *(("" if a.get(k) is None else f"{a[k]:,}" if isinstance(a[k], int) else f"{a[k]:.6g}") for k in columns)] for a in arms]
+    return "<h3>Data</h3>" + table(["Arm", *columns], rows, numeric=range(1, len(columns) + 1))
+
+
+def _posteriors(record: Any, draws: Mapping[str, np.ndarray]) -> str:
+    result = record.result
+    mass = words.credible_mass(record)
+    labels = list(result["arms"]) if result.get("domain") == "ab" and "arms" in result else None
+    order = sorted(draws, key=lambda n: (n != _value_name(result), n))
+    figs = []
+    for name in order:
+        x = np.asarray(draws[name])
+        if x.ndim < 2 or x.dtype == bool:
+            continue
+        arm_labels = labels if labels and x.ndim == 3 and x.shape[-1] == len(labels) else None
+        figs.append(figure(plots.posterior_plot(name, x, arm_labels, mass), f"Posterior of {name}"))
+    body = f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">The draws of this run are not available to plot.</p>'
+    table_html = _posterior_table(record)
+    if table_html:
+        body += f"<details><summary>Posterior summary table</summary>{table_html}</details>"
+    note = f"Histograms of the posterior draws; shaded band: the central {mass:.0%} credible interval. Exact runs plot draws from the exact posterior."
+    if result.get("status") != "decided":
+        note = "These draws failed the run's checks: they are shown to diagnose the problem, not to be read as the posterior."
+    return section("posteriors", "Posteriors", f'<p class="note">{esc(note)}</p>' + body)
+
+
+def _value_name(result: Mapping[str, Any]) -> str:
+    if result.get("domain") != "ab":
+        return ""
+    from wager.ab.models import VALUE
+
+    return VALUE.get(result.get("metric", ""), "")
+
+
+def _posterior_table(record: Any) -> str:
+    table_rows = record.result.get("posterior")
+    if not isinstance(table_rows, Mapping) or not table_rows:
+        return ""
+    mass = words.credible_mass(record)
+    rows = []
+    for key, row in table_rows.items():
+        se = row.get("mean_mcse", 0.0)
+        d = decimals_for(se, row["mean"])
+        lo, hi = row["interval"]
+        rows.append([key, fmt(row["mean"], se), f"{row['sd']:.{d}f}", f"{lo:.{d}f} to {hi:.{d}f}", f"{se:.1g}" if se else "0"])
+    return table(["Variable", "Mean", "SD", f"{mass:.0%} interval", "MCSE of mean"], rows, numeric=range(1, 5))
+
+
+def _diagnostics(record: Any) -> str:
+    result = record.result
+    gates = result.get("gates") or {}
+    inference = result.get("inference") or {}
+    body = ""
+    if inference:
+        body += kv([("Engine", inference.get("engine")), ("Why this engine", inference.get("reason")), ("Seed", inference.get("seed"))])
+    if not gates.get("applicable", True):
+        body += f'<p><span class="badge ok">not applicable</span> {esc(words.gate_verdict(result))}</p>'
+    else:
+        checks = gates.get("checks", [])
+        rows = [
+            [words.GATE_WORDS.get(g["name"], g["name"]), words.diagnostic(g.get("value")), f"{g['rule']} {g['threshold']:g}", g.get("where") or "", Raw('<span class="pass">pass</span>' if g.get("passed") else '<span class="fail">FAIL</span>')]
+            for g in checks
+        ]
+        badge = '<span class="badge ok">all passed</span>' if gates.get("passed") else '<span class="badge bad">failed</span>'
+        body += f"<p>Gates {badge} — a failed gate blocks the decision.</p>"
+        body += table(["Check", "Value", "Must be", "Worst at", "Result"], rows, numeric=(1,))
+    diagnostics = (record.manifest.get("outputs") or {}).get("diagnostics")
+    if isinstance(diagnostics, Mapping) and diagnostics.get("variables"):
+        rows = [
+            [name, words.diagnostic(v.get("rhat")), words.diagnostic(v.get("ess_bulk")), words.diagnostic(v.get("ess_tail"))]
+            for name, v in diagnostics["variables"].items()
+        ]
+        body += "<h3>Per variable</h3>" + table(["Variable", "R-hat", "Bulk ESS", "Tail ESS"], rows, numeric=(1, 2, 3))
+        bfmi = diagnostics.get("bfmi") or []
+        body += kv(
+            [
+                ("Draws", diagnostics.get("draws")),
+                ("Divergent transitions", diagnostics.get("divergences")),
+                ("At max tree depth", diagnostics.get("tree_depth_hits")),
+                ("E-BFMI per chain", ", ".join(words.diagnostic(b) for b in bfmi)),
+            ]
+        )
+    return section("diagnostics", "Diagnostics", body)
+
+
+def _priors(record: Any) -> str:
+    priors = record.result.get("priors") or (record.manifest.get("identity") or {}).get("priors") or {}
+    if not priors:
+        return ""
+    rows = [[name, Raw(f"<code>{esc(_describe(p))}</code>"), p.get("why", ""), p.get("source", "")] for name, p in priors.items()]
+    note = "Every prior is a design decision with its reason and its source, recorded in the run's identity."
+    return section("priors", "Priors and why", f'<p class="note">{esc(note)}</p>' + table(["Prior", "Distribution", "Why", "Source"], rows, stack="cards"))
+
+
+def _describe(prior: Mapping[str, Any]) -> str:
+    params = ", ".join(f"{k}={v:.6g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in (prior.get("params") or {}).items())
+    return f"{prior.get('family', '?')}({params})"
+
+
+def _sensitivity(record: Any) -> str:
+    s = words.sensitivity_of(record)
+    if s is None:
+        return section("sensitivity", "Prior sensitivity", '<p class="note">Prior sensitivity was not recorded for this run.</p>')
+    headline = s.get("headline") or s.get("reason") or "Not assessed."
+    flips = any(a.get("flips") for a in s.get("alternatives") or [])
+    body = f'<p><span class="badge {"bad" if flips else "ok"}">{"flips" if flips else "robust"}</span> {esc(headline)}</p>' if s.get("alternatives") else f"<p>{esc(headline)}</p>"
+    rows = []
+    for a in s.get("alternatives") or []:
+        how = a.get("method", "")
+        if a.get("pareto_k") is not None:
+            how += f" (Pareto k {a['pareto_k']:.2f})"
+        prior = _describe({"family": a.get("family", ""), "params": a.get("params") or {}}) if a.get("family") else json.dumps(a.get("params") or {})
+        rows.append([a.get("prior", ""), a.get("change", ""), Raw(f"<code>{esc(prior)}</code>"), how, a.get("action") or "no action", Raw('<span class="fail">yes</span>' if a.get("flips") else "no")])
+    if rows:
+        body += table(["Prior", "Change", "Alternative", "How", "Action", "Flips?"], rows, stack="cards")
+    body += _power_scaling(s.get("power_scaling"))
+    lines = s.get("lines")
+    if lines and not rows:
+        body += '<ul class="plain">' + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
+    return section("sensitivity", "Prior sensitivity", body)
+
+
+def _power_scaling(ps: Any) -> str:
+    if ps is None:
+        return ""
+    if isinstance(ps, str):
+        return f'<p class="note">{esc(ps)}</p>'
+    if isinstance(ps.get("variables"), list):
+        entries = [(v.get("variable", ""), v) for v in ps["variables"]]
+        threshold, notes = ps.get("threshold"), ps.get("notes") or []
+    else:
+        entries = [(k, v) for k, v in ps.items() if isinstance(v, Mapping)]
+        threshold, notes = None, [ps["note"]] if isinstance(ps.get("note"), str) else []
+    rows = [[name, words.diagnostic(v.get("prior")), words.diagnostic(v.get("likelihood")), v.get("diagnosis") or "—"] for name, v in entries[:60]]
+    intro = "Power-scaling sensitivity (Kallioinen et al. 2023): how much each quantity moves when the prior or the likelihood is raised to a power near 1"
+    intro += f"; above {threshold:g} is sensitive." if threshold is not None else "."
+    out = f"<h3>Power-scaling diagnostic</h3><p class=\"note\">{esc(intro)}</p>"
+    if rows:
+        out += table(["Quantity", "Prior", "Likelihood", "Diagnosis"], rows, numeric=(1, 2))
+    if len(entries) > 60:
+        out += f'<p class="note">… and {len(entries) - 60} more in the JSON report.</p>'
+    out += "".join(f'<p class="note">Note: {esc(n)}</p>' for n in notes)
+    return out
+
+
+def _plan(record: Any) -> str:
+    checked, plan = words.plan_of(record)
+    if plan is None:
+        text = "No decision plan was recorded before the data for this test; `wager plan SPEC` fixes the policy in advance." if checked else "This run's record carries no plan check."
+        return section("plan", "Plan check", f'<p class="note">{esc(text)}</p>')
+    badge = '<span class="badge ok">matches</span>' if plan.get("matches") else '<span class="badge bad">differs</span>'
+    body = f"<p>{badge} {esc(words.plan_line(plan))}</p>"
+    changes = plan.get("changes") or []
+    if changes:
+        body += table(["Where", "Planned", "In this run"], [[c.get("path") or c.get("section", ""), json.dumps(c.get("old")), json.dumps(c.get("new"))] for c in changes], stack="cards")
+    return section("plan", "Plan check", body)
+
+
+def _manifest(record: Any) -> str:
+    m = record.manifest
+    ident, env = m.get("identity") or {}, m.get("environment") or {}
+    recorded = m.get("recorded") or {}
+    git = env.get("git") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v)
+    body = kv(
+        [
+            ("Identity hash", Raw(f'<span class="hash" id="identity-hash">{esc(m.get("identity_hash", ""))}</span>')),
+            ("Data hash", Raw(f'<span class="hash">{esc((ident.get("data") or {}).get("sha256", ""))}</span>')),
+            ("Model", f"{(ident.get('model') or {}).get('name', '')} ({(ident.get('model') or {}).get('version', '')})"),
+            ("Engine and seed", f"{ident.get('engine', '')}, seed {ident.get('seed', '')}; chain seeds {', '.join(map(str, ident.get('chain_seeds') or []))}"),
+            ("Recorded", f"{str(recorded.get('time', ''))[:19].replace('T', ' ')} UTC by {recorded.get('user', '')} on {recorded.get('host', '')}"),
+            ("Spec", (m.get("source") or {}).get("spec_path")),
+            ("Python", f"{env.get('python', '')} on {env.get('platform', '')}"),
+            ("Packages", versions),
+            ("Numerics fingerprint", Raw(f'<span class="hash">{esc(env.get("numerics_fingerprint", ""))}</span>')),
+            ("Git", f"{git.get('commit', '')}{' (dirty)' if git.get('dirty') else ''}" if git else None),
+        ]
+    )
+    digests = (m.get("outputs") or {}).get("draws") or {}
+    if digests:
+        body += "<h3>Draw hashes (SHA-256)</h3>" + table(["Variable", "SHA-256"], [[k, Raw(f'<span class="hash">{esc(v)}</span>')] for k, v in digests.items()])
+    pretty = json.dumps(m, indent=2, sort_keys=True, allow_nan=False, default=str)
+    body += f"<details><summary>The full manifest (JSON)</summary><pre>{esc(pretty)}</pre></details>"
+    return section("manifest", "Manifest", body)

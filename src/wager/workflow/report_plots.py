@@ -1,0 +1,175 @@
+"""The HTML report's plots: matplotlib figures as inline SVG data URIs.
+
+Figures are drawn on ``matplotlib.figure.Figure`` directly (no pyplot, no
+global backend state), saved as SVG with text as paths (no font to fetch) and
+without a date, so one record always gives the same bytes. matplotlib is
+imported only here, and only when an HTML report is asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Sequence
+
+import numpy as np
+
+PALETTE = ("#2f5d8a", "#d0782a", "#3a8f5c", "#8a3f8f", "#b23a48", "#5f6b7a", "#1f8a99", "#9a7b1c")
+INK, MUTED, GRID, GOOD = "#1f2933", "#616e7c", "#e4e7eb", "#3a8f5c"
+WIDTH = 4.6  # inches: about 440 px, so a phone (about 340 px of content) shows it at three quarters
+MAX_ELEMENTS = 40
+OVERLAY = 6  # vectors up to this many elements are overlaid; longer ones become a forest plot
+
+
+def _figure(height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH, height), layout="constrained")
+    return fig
+
+
+def _style(ax: Any) -> None:
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.spines["bottom"].set_color(MUTED)
+    ax.tick_params(colors=MUTED, labelsize=10)
+    ax.xaxis.label.set_color(INK)
+    ax.set_axisbelow(True)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+
+
+def data_uri(fig: Any) -> str:
+    """``data:image/svg+xml;base64,...`` of ``fig``, deterministic bytes."""
+    import matplotlib
+
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "wager"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _rc() -> Any:
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": 11, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.titlelocation": "left"})
+
+
+def _bins(samples: Sequence[np.ndarray], n: int = 60) -> np.ndarray:
+    lo = min(float(np.quantile(s, 0.0005)) for s in samples)
+    hi = max(float(np.quantile(s, 0.9995)) for s in samples)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, n + 1)
+
+
+def posterior_plot(name: str, draws: np.ndarray, labels: Sequence[str] | None, mass: float) -> str:
+    """One panel for variable ``name`` (draws ``(chain, draw, ...)``): a density histogram
+    for a scalar, overlaid histograms for a short vector, intervals for a long one."""
+    x = np.asarray(draws, dtype=float)
+    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    if labels is None or len(labels) != flat.shape[1]:
+        labels = [name] if x.ndim == 2 else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*x.shape[2:])]
+    if flat.shape[1] > OVERLAY:
+        return _forest(name, flat[:, :MAX_ELEMENTS], list(labels)[:MAX_ELEMENTS], mass)
+    with _rc():
+        fig = _figure(2.5)
+        ax = fig.add_subplot()
+        _style(ax)
+        columns = [flat[:, i][np.isfinite(flat[:, i])] for i in range(flat.shape[1])]
+        bins = _bins(columns)
+        for i, (column, label) in enumerate(zip(columns, labels)):
+            color = PALETTE[i % len(PALETTE)]
+            density, _ = np.histogram(column, bins=bins, density=True)
+            ax.stairs(density, bins, fill=True, alpha=0.28 if len(columns) > 1 else 0.35, color=color)
+            ax.stairs(density, bins, color=color, linewidth=1.2, label=label)
+            if len(columns) == 1:
+                lo, hi = np.quantile(column, [(1 - mass) / 2, (1 + mass) / 2])
+                ax.axvline(float(np.mean(column)), color=INK, linewidth=1.2)
+                ax.axvspan(lo, hi, color=color, alpha=0.08, linewidth=0)
+        ax.set_yticks([])
+        ax.set_title(name, color=INK)
+        if len(columns) > 1:
+            ax.legend(frameon=False, fontsize=10, loc="upper right")
+        else:
+            ax.set_xlabel(f"mean (line) and {mass:.0%} interval (band)", fontsize=10, color=MUTED)
+        return data_uri(fig)
+
+
+def _forest(name: str, flat: np.ndarray, labels: list[str], mass: float) -> str:
+    k = flat.shape[1]
+    qs = np.quantile(flat, [(1 - mass) / 2, 0.25, 0.5, 0.75, (1 + mass) / 2], axis=0)
+    with _rc():
+        fig = _figure(0.9 + 0.28 * k)
+        ax = fig.add_subplot()
+        _style(ax)
+        ax.spines["left"].set_visible(False)
+        y = np.arange(k)[::-1]
+        ax.hlines(y, qs[0], qs[4], color=PALETTE[0], linewidth=1.2)
+        ax.hlines(y, qs[1], qs[3], color=PALETTE[0], linewidth=4)
+        ax.plot(qs[2], y, "o", color="white", markeredgecolor=PALETTE[0], markersize=5, markeredgewidth=1.5)
+        ax.set_yticks(y, labels, fontsize=10)
+        ax.tick_params(axis="y", length=0)
+        ax.grid(axis="x", color=GRID, linewidth=0.8)
+        ax.set_title(name, color=INK)
+        ax.set_xlabel(f"median (dot), 50% (thick) and {mass:.0%} (thin) intervals", fontsize=10, color=MUTED)
+        return data_uri(fig)
+
+
+def lift_plot(title: str, lift: np.ndarray, margin: float, relative: bool, caption: str) -> str:
+    """The lift distribution of one challenger against the control, the margin marked and
+    the mass above it shaded."""
+    x = np.asarray(lift, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    scale = 100.0 if relative else 1.0
+    x, m = x * scale, margin * scale
+    with _rc():
+        fig = _figure(2.6)
+        ax = fig.add_subplot()
+        _style(ax)
+        bins = _bins([x, np.array([m, 0.0])], 70)
+        density, edges = np.histogram(x, bins=bins, density=True)
+        centers = (edges[:-1] + edges[1:]) / 2
+        above = np.where(centers > m, density, 0.0)
+        ax.stairs(density, edges, fill=True, color=MUTED, alpha=0.18)
+        ax.stairs(above, edges, fill=True, color=GOOD, alpha=0.45)
+        ax.stairs(density, edges, color=INK, linewidth=1.0)
+        ax.axvline(0.0, color=MUTED, linewidth=1.0, linestyle=":")
+        ax.axvline(m, color="#b23a48", linewidth=1.6, linestyle="--")
+        top = float(density.max()) if density.size else 1.0
+        ax.text(m, top * 1.02, f" margin {m:.3g}{'%' if relative else ''}", color="#b23a48", fontsize=10, va="bottom", ha="left")
+        ax.set_ylim(0, top * 1.18)
+        ax.set_yticks([])
+        ax.set_title(title, color=INK)
+        ax.set_xlabel(caption, fontsize=10, color=MUTED)
+        if relative:
+            ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:g}%")
+        return data_uri(fig)
+
+
+def loss_plot(actions: Sequence[str], losses: Sequence[float], errors: Sequence[float], chosen: Sequence[bool], threshold: float | None, units: str) -> str:
+    """Expected loss per action as horizontal bars, +-2 MCSE whiskers, the threshold of caring dashed."""
+    k = len(actions)
+    with _rc():
+        fig = _figure(0.9 + 0.42 * k)
+        ax = fig.add_subplot()
+        _style(ax)
+        ax.spines["left"].set_visible(False)
+        y = np.arange(k)[::-1]
+        colors = [PALETTE[0] if c else "#9aa5b1" for c in chosen]
+        ax.barh(y, losses, color=colors, height=0.6)
+        if any(e > 0 for e in errors):
+            ax.errorbar(losses, y, xerr=2 * np.asarray(errors), fmt="none", ecolor=INK, elinewidth=1, capsize=3)
+        right = max([*(np.asarray(losses) + 2 * np.asarray(errors)), threshold or 0.0]) * 1.08 or 1.0
+        if threshold is not None:
+            ax.axvline(threshold, color="#b23a48", linestyle="--", linewidth=1.4)
+            left_side = threshold > 0.55 * right
+            label = "threshold of caring " if left_side else " threshold of caring"
+            ax.text(threshold, k - 0.45, label, color="#b23a48", fontsize=10, va="bottom", ha="right" if left_side else "left")
+            ax.set_ylim(-0.6, k - 0.1)
+        ax.set_yticks(y, list(actions), fontsize=10)
+        ax.tick_params(axis="y", length=0)
+        ax.grid(axis="x", color=GRID, linewidth=0.8)
+        ax.set_xlim(0, right)
+        ax.set_xlabel(f"expected loss ({units})", fontsize=10, color=MUTED)
+        return data_uri(fig)
