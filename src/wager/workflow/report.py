@@ -24,6 +24,12 @@ from typing import Any, Mapping
 from wager.kernel.digits import decimals_for, fmt, fmt_percent
 from wager.workflow.record import jsonable
 
+COUNTED = ("conversions per visitor", "events per visitor")
+"""Units small enough per visitor that people read them better per 100, 1,000 ... visitors."""
+
+MAX_VARIABLES = 6
+"""Posterior quantities a report-only run (no actions) describes in its plain lines."""
+
 GATE_WORDS = {
     "r_hat": "R-hat",
     "ess_bulk": "bulk effective sample size",
@@ -89,7 +95,7 @@ def interval_decimals(values: list[float], se: float) -> int:
 
 def per_visitors(value: float, se: float, units: str) -> str:
     """``9.29 per 10,000 visitors`` for a small per-visitor quantity, else ``""``."""
-    if not units.endswith("per visitor") or not (0 < abs(value) < 0.1):
+    if units not in COUNTED or not (0 < abs(value) < 0.1):
         return ""
     scale = 100
     while abs(value) * scale < 1 and scale < 10**8:
@@ -167,9 +173,14 @@ def loss_units(record: Any) -> str:
 
 
 def credible_mass(record: Any) -> float:
+    """The credible mass of the run's intervals: the A/B policy's, or the custom domain's 94%."""
     result = record.result
     if "interval_mass" in result:
         return float(result["interval_mass"])
+    if result.get("domain") == "model":
+        from wager.custom.domain import INTERVAL
+
+        return round(INTERVAL[1] - INTERVAL[0], 12)
     decision = record.manifest.get("spec", {}).get("decision") or {}
     return float(decision.get("credible_mass", 0.95)) if isinstance(decision, Mapping) else 0.95
 
@@ -202,7 +213,7 @@ def decision_sentence(record: Any) -> str:
         return f"Decision: {action}" + (f" — {why}." if why else ".")
     decision = result.get("decision")
     if not isinstance(decision, Mapping):
-        return f"Decision: {action} — this run asks no decision; it reports the posterior of the model."
+        return f"Decision: {action} — the spec declares no actions, so this run reports the posterior only."
     return f"Decision: {action} — the action with the lowest expected loss."
 
 
@@ -281,7 +292,8 @@ def plain_report(record: Any) -> list[str]:
         lines.append("Nothing in this report is a recommendation; the numbers are kept only to diagnose the problem.")
     sensitivity = sensitivity_of(record)
     if sensitivity:
-        lines.append("Prior sensitivity: " + str(sensitivity.get("headline") or sensitivity.get("reason") or "not assessed."))
+        headline = str(sensitivity.get("headline") or sensitivity.get("reason") or "not assessed.")
+        lines.append(headline if headline.startswith("Prior sensitivity") else f"Prior sensitivity: {headline}")
     verdict = gate_verdict(result)
     if verdict and (result.get("gates") or {}).get("passed", True):
         lines.append(verdict)
@@ -378,7 +390,8 @@ def _interval_lines(record: Any) -> list[str]:
     table = result.get("posterior") or {}
     mass = credible_mass(record)
     lines = []
-    for key in decision_variables(result):
+    keys = decision_variables(result) if isinstance(result.get("decision"), Mapping) else list(table)[:MAX_VARIABLES]
+    for key in keys:
         row = table[key]
         d = decimals_for(row.get("mean_mcse", 0.0), row["mean"])
         lo, hi = row["interval"]

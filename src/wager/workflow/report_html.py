@@ -66,7 +66,8 @@ tr.chosen td{background:#f0f6fc;font-weight:600}
 .badge.ok{background:var(--okbg);color:var(--ok)}
 .badge.bad{background:var(--badbg);color:var(--bad)}
 code,.hash,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-code,.hash{font-size:.85em;overflow-wrap:anywhere;word-break:break-all}
+code,.hash{font-size:.85em;overflow-wrap:anywhere}
+.hash{word-break:break-all}
 pre{overflow:auto;background:#f3f4f6;border-radius:8px;padding:12px;font-size:.78rem;line-height:1.4;max-height:520px;margin:8px 0 0}
 details{margin:10px 0 0}
 summary{cursor:pointer;font-weight:600}
@@ -226,7 +227,9 @@ def _kpis(record: Any) -> str:
             cards.append(("Gap to the runner-up", words.number(decision["gap"], decision.get("gap_mcse", 0.0)), decision["runner_up"]))
     engine = (result.get("inference") or {}).get("engine")
     if engine:
-        cards.append(("Inference", str(engine), "exact: no sampling error" if engine == "exact" else words.gate_verdict(result).split(" (")[0]))
+        gates = result.get("gates") or {}
+        verdict = "exact: no sampling error" if engine == "exact" else "passed every convergence check" if gates.get("passed") else "failed its convergence checks"
+        cards.append(("Inference", str(engine), verdict))
     return '<div class="kpis">' + "".join(
         f'<div class="kpi"><span class="label">{esc(k)}</span><span class="value">{esc(v)}</span><span class="sub">{esc(s)}</span></div>' for k, v, s in cards
     ) + "</div>"
@@ -265,7 +268,7 @@ def _best_lift(record: Any) -> list[tuple[str, str, str]]:
 def _losses(record: Any) -> str:
     result = record.result
     rows = words.action_rows(result)
-    if not rows:
+    if not rows or result.get("status") != "decided":
         return ""
     units = words.loss_units(record)
     uri = plots.loss_plot(
@@ -290,7 +293,7 @@ def _losses(record: Any) -> str:
 
 def _lifts(record: Any, draws: Mapping[str, np.ndarray]) -> str:
     result = record.result
-    if result.get("domain") != "ab" or "arms" not in result:
+    if result.get("domain") != "ab" or "arms" not in result or result.get("status") != "decided":
         return ""
     from wager.ab.models import VALUE
 
@@ -456,13 +459,16 @@ def _sensitivity(record: Any) -> str:
     body = f'<p><span class="badge {"bad" if flips else "ok"}">{"flips" if flips else "robust"}</span> {esc(headline)}</p>' if s.get("alternatives") else f"<p>{esc(headline)}</p>"
     rows = []
     for a in s.get("alternatives") or []:
-        how = a.get("method", "")
+        how = {"refit": "refitted", "reweighted": "reweighted draws"}.get(a.get("method", ""), a.get("method", ""))
         if a.get("pareto_k") is not None:
-            how += f" (Pareto k {a['pareto_k']:.2f})"
+            k = a["pareto_k"]
+            how += f", Pareto k {k:.2f}" if a.get("method") == "reweighted" else f" (reweighting rejected: Pareto k {k:.2f})"
+        if a.get("note"):
+            how += f"; {a['note']}"
         prior = _describe({"family": a.get("family", ""), "params": a.get("params") or {}}) if a.get("family") else json.dumps(a.get("params") or {})
         rows.append([a.get("prior", ""), a.get("change", ""), Raw(f"<code>{esc(prior)}</code>"), how, a.get("action") or "no action", Raw('<span class="fail">yes</span>' if a.get("flips") else "no")])
     if rows:
-        body += table(["Prior", "Change", "Alternative", "How", "Action", "Flips?"], rows, stack="cards")
+        body += table(["Prior", "Change", "Alternative", "How", "Action", "Flips?"], rows, stack="compact")
     body += _power_scaling(s.get("power_scaling"))
     lines = s.get("lines")
     if lines and not rows:
@@ -481,16 +487,21 @@ def _power_scaling(ps: Any) -> str:
     else:
         entries = [(k, v) for k, v in ps.items() if isinstance(v, Mapping)]
         threshold, notes = None, [ps["note"]] if isinstance(ps.get("note"), str) else []
-    rows = [[name, words.diagnostic(v.get("prior")), words.diagnostic(v.get("likelihood")), v.get("diagnosis") or "—"] for name, v in entries[:60]]
+    rows = [[name, _two_digits(v.get("prior")), _two_digits(v.get("likelihood")), v.get("diagnosis") or "—"] for name, v in entries[:60]]
     intro = "Power-scaling sensitivity (Kallioinen et al. 2023): how much each quantity moves when the prior or the likelihood is raised to a power near 1"
     intro += f"; above {threshold:g} is sensitive." if threshold is not None else "."
     out = f"<h3>Power-scaling diagnostic</h3><p class=\"note\">{esc(intro)}</p>"
     if rows:
-        out += table(["Quantity", "Prior", "Likelihood", "Diagnosis"], rows, numeric=(1, 2))
+        out += table(["Quantity", "Prior", "Likelihood", "Diagnosis"], rows, numeric=(1, 2), stack="compact")
     if len(entries) > 60:
         out += f'<p class="note">… and {len(entries) - 60} more in the JSON report.</p>'
     out += "".join(f'<p class="note">Note: {esc(n)}</p>' for n in notes)
     return out
+
+
+def _two_digits(value: float | None) -> str:
+    """A power-scaling sensitivity: two significant digits are all its threshold needs."""
+    return "n/a" if value is None else fmt(value, 0.0, 2)
 
 
 def _plan(record: Any) -> str:
