@@ -72,12 +72,15 @@ def _places(text: str) -> int:
     return len(text.rstrip("%").partition(".")[2])
 
 
-def number(value: float, se: float = 0.0) -> str:
-    """``value`` with the digits ``se`` supports; a value that is zero to within 1e-12 reads "0"."""
+def number(value: float | None, se: float = 0.0) -> str:
+    """``value`` with the digits ``se`` supports. Exact values below 1e-5 read in scientific
+    notation (3 significant digits), and those below 1e-12 read "0"."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    if abs(value) < 1e-12 and se < 1e-12:
+    if se <= 0 and abs(value) < 1e-12:
         return "0"
+    if se <= 0 and abs(value) < 1e-5:
+        return f"{value:.2e}"
     return fmt(value, se)
 
 

@@ -20,6 +20,9 @@ from wager.kernel.digits import decimals_for, fmt
 from wager.workflow import report as words
 from wager.workflow import report_plots as plots
 
+MAX_PLOTS = 24
+"""Posterior variables plotted (a panel each); vectors count once."""
+
 CSS = """
 :root{--ink:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f5f7fa;--card:#fff;--accent:#2f5d8a;
 --ok:#1e7b4d;--okbg:#e8f5ee;--warn:#8d5a00;--warnbg:#fff5dc;--bad:#b42318;--badbg:#fdecea}
@@ -81,6 +84,11 @@ section{padding:14px 12px;border-radius:10px;margin:12px 0}
 h1{font-size:1.3rem}
 .decision{font-size:1.12rem;padding:12px}
 .figs{grid-template-columns:minmax(0,1fr)}
+.kpis{grid-template-columns:repeat(2,minmax(0,1fr));gap:8px}
+.kpi{padding:8px 10px}
+.kpi .label{font-size:.68rem}
+.kpi .value{font-size:1.1rem}
+.kpi .sub{font-size:.78rem}
 dl.kv{grid-template-columns:minmax(0,1fr)}
 dl.kv dd{margin-bottom:6px}
 table.stack thead{display:none}
@@ -361,13 +369,15 @@ def _posteriors(record: Any, draws: Mapping[str, np.ndarray]) -> str:
     labels = list(result["arms"]) if result.get("domain") == "ab" and "arms" in result else None
     order = sorted(draws, key=lambda n: (n != _value_name(result), n))
     figs = []
-    for name in order:
+    for name in order[:MAX_PLOTS]:
         x = np.asarray(draws[name])
         if x.ndim < 2 or x.dtype == bool:
             continue
         arm_labels = labels if labels and x.ndim == 3 and x.shape[-1] == len(labels) else None
         figs.append(figure(plots.posterior_plot(name, x, arm_labels, mass), f"Posterior of {name}"))
     body = f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">The draws of this run are not available to plot.</p>'
+    if len(order) > MAX_PLOTS:
+        body += f'<p class="note">The first {MAX_PLOTS} of {len(order)} variables are plotted; the JSON report and the NetCDF draws hold them all.</p>'
     table_html = _posterior_table(record)
     if table_html:
         body += f"<details><summary>Posterior summary table</summary>{table_html}</details>"
