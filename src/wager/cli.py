@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -116,7 +117,7 @@ class Recording:
 def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, quiet: bool, recording: Recording) -> None:
     from wager.workflow.pipeline import result_json, run
 
-    try:
+    with exits_on_error():
         spec = build()
         registry = _open_registry(recording.db) if recording.enabled else None
         plan = _plan_check(registry, spec) if registry is not None else None
@@ -134,12 +135,6 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
             record = record_run(result, registry, payload, recording.spec_path, base_dir, extra)
             payload = {"run_id": record.run_id, **payload}
         report_path = _write_report(record, recording.html_report) if record is not None and recording.html_report else None
-    except SpecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    except WagerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INTERNAL)
     if as_json:
         if report_path is not None:
             payload["report"] = str(report_path)
@@ -151,6 +146,19 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
         if report_path is not None:
             typer.echo(f"HTML report: {report_path}")
     raise typer.Exit(EXIT_DECIDED if result.decided else EXIT_BLOCKED)
+
+
+@contextmanager
+def exits_on_error() -> Iterator[None]:
+    """Bad input: one line and exit 2; any other error wager raises on purpose: one line and exit 1."""
+    try:
+        yield
+    except SpecError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    except WagerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 def _open_registry(db: Optional[str]) -> Any:

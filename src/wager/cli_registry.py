@@ -14,7 +14,6 @@ import typer
 
 from wager.cli import (
     EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
     EXIT_REPLAY_DISAGREES,
     DbOpt,
     JsonOpt,
@@ -23,8 +22,8 @@ from wager.cli import (
     _open_registry,
     _progress,
     app,
+    exits_on_error,
 )
-from wager.errors import SpecError, WagerError
 
 runs_app = typer.Typer(no_args_is_help=True, help="Recorded runs: list, show, diff.")
 app.add_typer(runs_app, name="runs")
@@ -32,14 +31,8 @@ app.add_typer(runs_app, name="runs")
 
 def _guard(fn: Any) -> Any:
     """Run ``fn()`` turning wager's errors into one line and an exit code."""
-    try:
+    with exits_on_error():
         return fn()
-    except SpecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    except WagerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INTERNAL)
 
 
 def _dump(value: Any) -> None:

@@ -24,6 +24,11 @@ class SpecError(WagerError):
         super().__init__(f"{field}: {rule}" if field else rule)
 
 
+class RegistryError(WagerError):
+    """The run registry cannot do what was asked: the message names the run,
+    plan or database (password masked) and the rule that was broken."""
+
+
 def from_pydantic(exc: "Exception", prefix: str = "") -> SpecError:
     """One ``SpecError`` from a pydantic ``ValidationError`` (its first error)."""
     errors = exc.errors()  # type: ignore[attr-defined]

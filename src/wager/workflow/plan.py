@@ -10,11 +10,11 @@ reports whether its policy still matches the latest plan, and what changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from wager.errors import SpecError, from_pydantic
+from wager.errors import from_pydantic
 from wager.workflow.diff import Change, changes
 from wager.workflow.manifest import policy_digest, policy_of
 
@@ -29,15 +29,10 @@ class Policy:
 
 def policy_from_payload(payload: Any) -> Policy:
     """Validate just the decision policy of a raw spec mapping (the data may not exist yet)."""
-    from wager.workflow.specs import schemas
+    from wager.workflow.specs import schema_for
 
-    if not isinstance(payload, Mapping):
-        raise SpecError("spec", f"must be a mapping of keys to values; got {type(payload).__name__}")
+    fields = schema_for(payload).model_fields
     domain = payload.get("domain", "ab")
-    known = schemas()
-    if domain not in known:
-        raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
-    fields = known[domain].model_fields
     name = payload.get("name", fields["name"].default if "name" in fields else None)
     decision_field = fields["decision"]
     raw = payload.get("decision")

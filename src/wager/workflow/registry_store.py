@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from wager.errors import WagerError
+from wager.errors import RegistryError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "wager_alembic_version"
@@ -44,11 +44,6 @@ VERSION_TABLE = "wager_alembic_version"
 # against Alembic's own view of the scripts.
 HEAD_REVISION = "0001"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-
-
-class RegistryError(WagerError):
-    """The run registry cannot do what was asked: the message names the run,
-    plan or database (password masked) and the rule that was broken."""
 
 
 # The tables as of HEAD_REVISION, for queries. The migrations create them;

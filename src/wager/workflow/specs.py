@@ -23,16 +23,22 @@ def schemas() -> dict[str, type[BaseModel]]:
     return {"ab": ABSpec, "model": CustomSpec}
 
 
-def parse_spec(payload: Any) -> BaseModel:
-    """Validate a spec given as a mapping."""
+def schema_for(payload: Any) -> type[BaseModel]:
+    """The schema of a raw spec mapping, picked by its ``domain`` key (default ``ab``)."""
     if not isinstance(payload, Mapping):
         raise SpecError("spec", f"must be a mapping of keys to values; got {type(payload).__name__}")
     domain = payload.get("domain", "ab")
     known = schemas()
     if domain not in known:
         raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
+    return known[domain]
+
+
+def parse_spec(payload: Any) -> BaseModel:
+    """Validate a spec given as a mapping."""
+    schema = schema_for(payload)
     try:
-        return known[domain].model_validate(dict(payload))
+        return schema.model_validate(dict(payload))
     except ValidationError as exc:
         raise from_pydantic(exc) from None
 
