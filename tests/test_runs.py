@@ -4,7 +4,10 @@ diffed, replayed bit for bit, and checked against a plan fixed before the data."
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,12 +75,17 @@ def test_replay_of_an_exact_run_reproduces_identical_draw_hashes():
     assert replayed["decision"]["replayed"]["action"] == out["action"]
 
 
-def test_replay_of_a_nuts_run_reproduces_identical_draw_hashes(schools):
+def test_replay_of_a_nuts_run_in_a_fresh_process_reproduces_identical_draw_hashes(schools):
     code, out = wager_json("run", str(schools), "--quiet")
     assert code == 0, out
     assert out["inference"]["engine"] == "nuts"
-    code, replayed = wager_json("replay", out["run_id"], "--quiet")
-    assert code == 0, replayed
+    # another interpreter (its own hash seed, its own JAX start-up) must draw the same bits
+    done = subprocess.run(
+        [sys.executable, "-m", "wager.cli", "replay", out["run_id"], "--json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    replayed = json.loads(done.stdout)
     assert replayed["verified"] == "bit-identical"
     record = Registry().load(out["run_id"])
     assert set(record.manifest["outputs"]["draws"]) >= {"mu", "tau", "theta"}

@@ -12,6 +12,7 @@ SQLite file in the user's data folder) unless ``--no-record`` is given; its
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -282,9 +283,18 @@ def main() -> None:
             raise
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
+    finally:
+        # The process is about to end: spare the interpreter's last garbage
+        # collections over every object SciPy, SQLAlchemy and h5py created
+        # (~0.25 s of a 1 s run). atexit handlers still run.
+        gc.freeze()
 
 
 from wager import cli_registry  # noqa: E402,F401  (registers runs, replay, plan, report)
 
 if __name__ == "__main__":
-    main()
+    # `python -m wager.cli`: run the imported module's app, on which cli_registry
+    # registered its commands (this file as __main__ is a second copy).
+    from wager.cli import main as imported_main
+
+    imported_main()

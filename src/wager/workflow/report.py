@@ -403,34 +403,11 @@ def _interval_lines(record: Any) -> list[str]:
 
 
 def flip_lines(record: Any) -> list[str]:
-    """What would flip the decision: the domain's own sentences when the result has them,
-    else what the expected losses say."""
+    """What would flip the decision, in the domain's own sentences (``result["flips"]``)."""
     result = record.result
-    if result.get("flips"):
-        return [str(s) for s in result["flips"]]
     if result.get("status") != "decided":
         return []
-    if result.get("domain") == "ab" and "arms" in result and result.get("verdict"):
-        from wager.ab.decide import Estimate, Verdict, flip_points
-
-        summary = {
-            "arms": {n: {"expected_loss": Estimate(a["expected_loss"], a.get("expected_loss_mcse", 0.0))} for n, a in result["arms"].items()},
-            "control": result["control"],
-            "threshold": result["threshold"],
-            "names": list(result["arms"]),
-        }
-        return flip_points(summary, Verdict(result["verdict"], result.get("arm"), result.get("why", "")))
-    decision = result.get("decision")
-    if isinstance(decision, Mapping) and decision.get("runner_up"):
-        gap, se = decision.get("gap", 0.0), decision.get("gap_mcse", 0.0)
-        best, rival = decision["best"], decision["runner_up"]
-        if decision.get("indifferent"):
-            return [f"{best} and {rival} are within Monte Carlo error of each other ({number(gap, se)}): more draws may flip it."]
-        return [
-            f"It flips to {rival} if {best}'s expected loss rose, or {rival}'s fell, by more than the gap "
-            f"between them ({number(gap, se)} in {loss_units(record)})."
-        ]
-    return []
+    return [str(s) for s in result.get("flips") or []]
 
 
 def plan_line(plan: Mapping[str, Any]) -> str:
