@@ -1,13 +1,15 @@
 """The ``wager`` command line.
 
 Exit codes: 0 decided, 2 bad input, 3 blocked by a gate, 1 internal error,
-4 a replay that disagrees with its record. Bad input prints one line naming the
+4 a check that failed (a replay that disagrees with its record, a failed
+validation, a monitoring alert). Bad input prints one line naming the
 field and the rule; never a traceback, and nothing is recorded.
 
 Every run is recorded in the run registry (``--db``, ``WAGER_DB``, default an
 SQLite file in the user's data folder) unless ``--no-record`` is given; its
 ``--json`` output carries the ``run_id``. The registry commands (``runs``,
-``replay``, ``plan``, ``report``) live in ``wager.cli_registry``.
+``replay``, ``plan``, ``report``) live in ``wager.cli_registry``; ``validate``
+and ``monitor`` in ``wager.cli_validate``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import typer
 
 from wager.errors import SpecError, WagerError
 
-EXIT_DECIDED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_REPLAY_DISAGREES = 0, 1, 2, 3, 4
+EXIT_DECIDED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_CHECK_FAILED = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     add_completion=False,
@@ -225,6 +227,11 @@ def _print_prose(result: Any, plan: Any = None, sensitivity: Any = None) -> None
         typer.echo(plan.line())
 
 
+def _dump(value: Any) -> None:
+    """One JSON object on stdout (NaN refused: JSON has none)."""
+    typer.echo(json.dumps(value, indent=2, default=_json_default, allow_nan=False))
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 
@@ -254,7 +261,7 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chains"),
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=Console(stderr=True), transient=True,
         )
         self._bar.start()
@@ -290,7 +297,7 @@ def main() -> None:
         gc.freeze()
 
 
-from wager import cli_registry  # noqa: E402,F401  (registers runs, replay, plan, report)
+from wager import cli_registry, cli_validate  # noqa: E402,F401  (register their commands)
 
 if __name__ == "__main__":
     # `python -m wager.cli`: run the imported module's app, on which cli_registry

@@ -14,11 +14,11 @@ import typer
 
 from wager.cli import (
     EXIT_BAD_INPUT,
-    EXIT_REPLAY_DISAGREES,
+    EXIT_CHECK_FAILED,
     DbOpt,
     JsonOpt,
     QuietOpt,
-    _json_default,
+    _dump,
     _open_registry,
     _progress,
     app,
@@ -33,10 +33,6 @@ def _guard(fn: Any) -> Any:
     """Run ``fn()`` turning wager's errors into one line and an exit code."""
     with exits_on_error():
         return fn()
-
-
-def _dump(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=_json_default, allow_nan=False))
 
 
 @runs_app.command("list")
@@ -154,7 +150,7 @@ def replay_command(
         for line in outcome.lines():
             typer.echo(line)
     if not outcome.agrees:
-        raise typer.Exit(EXIT_REPLAY_DISAGREES)
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @app.command("plan")

@@ -66,7 +66,7 @@ def run_nuts(
         target_accept_prob=config.target_accept,
         max_tree_depth=config.max_tree_depth,
     )
-    label = f"NUTS {config.warmup} warmup + {config.draws} draws"
+    label = f"NUTS chains ({config.warmup} warmup + {config.draws} draws each)"
     if config.chain_method == "vectorized":
         mcmc = MCMC(
             kernel,

@@ -46,6 +46,8 @@ class Replay:
     old_decision: dict[str, Any] = field(default_factory=dict)
     new_decision: dict[str, Any] = field(default_factory=dict)
     k: float = DEFAULT_K
+    result: Any = field(default=None, repr=False, compare=False)
+    """The replayed ``RunResult``."""
 
     def lines(self) -> list[str]:
         out = []
@@ -93,7 +95,7 @@ def replay(record: Any, k: float = DEFAULT_K, progress: ProgressFn | None = None
     old_decision, new_decision = old["outputs"]["decision"], new["outputs"]["decision"]
     common = dict(
         run_id=record.run_id, fingerprint_matches=fingerprint_matches, identity_matches=identity_matches,
-        old_decision=old_decision, new_decision=new_decision, k=k,
+        old_decision=old_decision, new_decision=new_decision, k=k, result=result,
     )
     if not identity_matches:
         found = diff_manifests(old, new)

@@ -1,0 +1,78 @@
+"""Full-size simulation-based calibration of the built-in A/B models.
+
+N simulations (default 200) per exact model (conversion, count, mean) with
+ranks among 99 posterior draws, on the examples' arm sizes, plus the revenue
+model (NUTS) when ``--revenue N`` is given: each NUTS fit compiles afresh, so
+measure first (``--revenue 2``) and size N from the printed seconds per
+simulation. Prints each result's lines and the wall time; ``--json`` writes the
+results (ranks included) to a file.
+
+    .venv/bin/python benchmarks/sbc.py --simulations 200 --seed 1 [--revenue 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from wager.ab.spec import ABSpec
+from wager.workflow.sbc import sbc
+
+WHY = {"why": "a proper prior, so the prior predictive can be simulated", "source": "benchmark"}
+
+
+def specs() -> dict[str, ABSpec]:
+    return {
+        # the founding example's arm sizes, default Beta(1, 1) prior
+        "conversion": ABSpec(metric="conversion", arms=[{"name": "A", "visitors": 20000, "conversions": 1}, {"name": "B", "visitors": 20000, "conversions": 1}]),
+        # the three-arm count example's sizes, default Gamma(1, 0.001) prior
+        "count": ABSpec(metric="count", arms=[{"name": n, "visitors": 8000, "events": 1} for n in ("current", "grid", "carousel")]),
+        # the default NIG prior is nearly improper (its prior predictive overflows): a proper one
+        "mean": ABSpec(
+            metric="mean",
+            arms=[{"name": "A", "visitors": 500, "mean": 0.0, "sd": 1.0}, {"name": "B", "visitors": 500, "mean": 0.0, "sd": 1.0}],
+            priors={"mean": {"family": "normal_inverse_gamma", "params": {"loc": 0, "kappa": 0.1, "shape": 3, "scale": 2}, **WHY}},
+        ),
+    }
+
+
+def revenue_spec() -> ABSpec:
+    arm = {"visitors": 400, "purchasers": 2, "revenue": 3.0, "revenue_sq": 5.0, "log_revenue": 1.0, "log_revenue_sq": 1.0}
+    return ABSpec(
+        metric="revenue",
+        arms=[{"name": "A", **arm}, {"name": "B", **arm}],
+        priors={
+            "log_spend_mean": {"family": "normal", "params": {"loc": 3, "scale": 1}, **WHY},
+            "log_spend_sd": {"family": "half_normal", "params": {"scale": 1}, **WHY},
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--simulations", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--revenue", type=int, default=0, help="NUTS simulations of the revenue model (0: skip)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    runs = [(name, spec, args.simulations) for name, spec in specs().items()]
+    if args.revenue:
+        runs.append(("revenue", revenue_spec(), args.revenue))
+    out = {}
+    for name, spec, n in runs:
+        start = time.perf_counter()
+        result = sbc(spec, simulations=n, seed=args.seed)
+        seconds = time.perf_counter() - start
+        print("\n".join(result.lines()))
+        print(f"  {name}: {n} simulations in {seconds:.1f} s ({seconds / n:.3f} s each)\n")
+        out[name] = {**result.to_json(), "wall_seconds": seconds}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    failed = [name for name, r in out.items() if not r["passed"]]
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Predictive checks: does the fitted model reproduce the data, old and new?
+
+Replicated data come from the model's NumPyro function run under NumPyro's
+``uncondition`` handler (every observed site is sampled, not observed), with
+the latent sites substituted by posterior draws (or prior draws, for a prior
+predictive check). Data that a model receives as arguments (``visitors``,
+``sigma``) stay fixed; the observed sites are found by tracing the model once.
+
+* ``posterior_predictive_check``: for test statistics ``T`` (mean, sd, min,
+  max of each observed site), the posterior predictive p-value
+  ``ppp = P(T(y_rep) >= T(y) | y)`` (Gelman, Meng & Stern 1996). A value in the
+  outer ``alpha / 2`` tails (Bonferroni over the statistics) flags a feature of
+  the data the model does not reproduce.
+* ``check_new_data`` (``wager monitor``): a new window of data under the
+  recorded posterior. Randomised PIT values ``P(y_rep < y) + U P(y_rep = y)``
+  per observation; coverage of the central 50/80/95% predictive intervals
+  against a binomial tolerance; and the log predictive density of the window
+  against its own predictive distribution (the LPD of windows simulated from
+  the fitted process). Out-of-sample, so PIT values are uniform when the
+  process has not moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from scipy import stats as sps
+
+from wager.kernel.inference import Model
+from wager.kernel.posterior import Posterior
+
+STATISTICS = ("mean", "sd", "min", "max")
+COVERAGE_LEVELS = (0.5, 0.8, 0.95)
+MAX_DRAWS = 1000
+"""Posterior draws used for replication (evenly thinned): the ppp-values' Monte Carlo
+error is at most ``sqrt(0.25 / 1000) = 0.016``."""
+
+
+def observed_sites(model: Model) -> dict[str, str]:
+    """Observed site -> the data argument passed as its ``obs=`` (by identity, else by name)."""
+    from wager.kernel.nuts import configure_jax
+
+    configure_jax()
+    import jax
+    from numpyro import handlers
+
+    if model.numpyro_model is None:
+        raise ValueError(f"model {model.name!r} has no NumPyro model to replicate data from")
+    data = dict(model.data)
+    trace = handlers.trace(handlers.seed(model.numpyro_model, jax.random.PRNGKey(0))).get_trace(**data)
+    found = {}
+    for name, site in trace.items():
+        if site["type"] == "sample" and site.get("is_observed"):
+            key = next((k for k, v in data.items() if v is site["value"]), None)
+            if key is None and name in data:
+                key = name
+            if key is None:
+                # NumPyro may have converted the array: match by value
+                key = next((k for k, v in data.items() if _same(v, site["value"])), None)
+            if key is None:
+                raise ValueError(f"observed site {name!r} matches no data entry (pass the data as obs= or name the site after it)")
+            found[name] = key
+    if not found:
+        raise ValueError(f"model {model.name!r} observes nothing: no data to check")
+    return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+    except Exception:  # noqa: BLE001 - a prior or other object: not the data
+        return False
+    return a.shape == b.shape and a.dtype.kind in "biuf" and bool(np.array_equal(a, b))
+
+
+def latent_draws(posterior: Posterior, limit: int = MAX_DRAWS) -> dict[str, np.ndarray]:
+    """Posterior draws with chains pooled, evenly thinned to at most ``limit``."""
+    flat = {name: posterior.flat(name) for name in posterior.draws}
+    total = next(iter(flat.values())).shape[0]
+    keep = np.unique(np.linspace(0, total - 1, min(limit, total)).round().astype(int))
+    return {name: x[keep] for name, x in flat.items()}
+
+
+def replicate(model: Model, draws: Mapping[str, np.ndarray], seed: int, data: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Observed site -> replicated data, shape ``(S, *site shape)``, one per draw."""
+    import jax
+    from numpyro import handlers
+    from numpyro.infer import Predictive
+
+    sites = observed_sites(model)
+    data = dict(model.data if data is None else data)
+    predictive = Predictive(handlers.uncondition(model.numpyro_model), posterior_samples=dict(draws), return_sites=list(sites))
+    out = predictive(jax.random.PRNGKey(seed), **data)
+    return {name: np.asarray(out[name]) for name in sites}
+
+
+def statistic(name: str, y: np.ndarray, axis: Any = None) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    if name == "mean":
+        return y.mean(axis=axis)
+    if name == "sd":
+        return y.std(axis=axis, ddof=0)
+    if name == "min":
+        return y.min(axis=axis)
+    if name == "max":
+        return y.max(axis=axis)
+    raise ValueError(f"unknown test statistic {name!r}; known: {', '.join(STATISTICS)}")
+
+
+@dataclass(frozen=True)
+class StatisticCheck:
+    site: str
+    statistic: str
+    observed: float
+    ppp: float
+    flagged: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "statistic": self.statistic, "observed": self.observed, "ppp": self.ppp, "flagged": self.flagged}
+
+
+@dataclass(frozen=True)
+class PredictiveCheck:
+    checks: tuple[StatisticCheck, ...]
+    draws: int
+    alpha: float
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.flagged for c in self.checks)
+
+    def lines(self) -> list[str]:
+        head = "Posterior predictive check: " + ("the model reproduces every test statistic." if self.passed else "the model does NOT reproduce:")
+        out = [head]
+        for c in self.checks:
+            mark = "FLAGGED " if c.flagged else ""
+            out.append(f"  {mark}{c.statistic}({c.site}) = {c.observed:.4g}: posterior predictive p-value {c.ppp:.3f}")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "draws": self.draws, "alpha": self.alpha, "checks": [c.to_json() for c in self.checks]}
+
+
+def posterior_predictive_check(
+    model: Model, posterior: Posterior, seed: int, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01
+) -> PredictiveCheck:
+    """ppp-values of ``statistics`` of each observed site (over its elements)."""
+    draws = latent_draws(posterior)
+    replicated = replicate(model, draws, seed)
+    sites = observed_sites(model)
+    checks = []
+    tests = [(site, stat) for site in sites for stat in statistics if np.asarray(model.data[sites[site]]).size > (1 if stat == "sd" else 0)]
+    per_test = alpha / max(len(tests), 1)
+    for site, stat in tests:
+        y = np.asarray(model.data[sites[site]], dtype=float)
+        rep = replicated[site].reshape(replicated[site].shape[0], -1)
+        t_obs = float(statistic(stat, y.ravel()))
+        t_rep = statistic(stat, rep, axis=1)
+        # mid-p for ties: a discrete statistic equal to T(y) counts half
+        ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
+        checks.append(StatisticCheck(site, stat, t_obs, ppp, flagged=min(ppp, 1 - ppp) < per_test / 2))
+    return PredictiveCheck(checks=tuple(checks), draws=len(next(iter(draws.values()))), alpha=alpha)
+
+
+# --- new data (wager monitor) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coverage:
+    level: float
+    inside: int
+    total: int
+    low: int
+    high: int
+
+    @property
+    def alert(self) -> bool:
+        return not self.low <= self.inside <= self.high
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "inside": self.inside, "total": self.total, "tolerance": [self.low, self.high], "alert": self.alert}
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """How a new window of data sits in the recorded posterior predictive distribution."""
+
+    pit: np.ndarray
+    coverage: tuple[Coverage, ...]
+    lpd: float
+    lpd_reference: tuple[float, float, float]
+    """Quantiles 1%, 50%, 99% of the LPD of windows simulated from the fitted process."""
+    lpd_quantile: float
+    """Fraction of simulated windows with a lower LPD than the new one."""
+    alpha: float
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.reasons)
+
+    def lines(self) -> list[str]:
+        out = ["ALERT: the model no longer reproduces the new data." if self.alert else "No alert: the new data look like the fitted process."]
+        out += [f"  {r}" for r in self.reasons]
+        for c in self.coverage:
+            out.append(f"  {c.level:.0%} predictive interval covers {c.inside} of {c.total} observations (tolerance {c.low}-{c.high}).")
+        out.append(
+            f"  Log predictive density {self.lpd:.4g}; windows from the fitted process: median {self.lpd_reference[1]:.4g}, "
+            f"1% quantile {self.lpd_reference[0]:.4g} (this window is above {self.lpd_quantile:.1%} of them)."
+        )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "reasons": list(self.reasons),
+            "pit": [float(p) for p in self.pit],
+            "coverage": [c.to_json() for c in self.coverage],
+            "lpd": self.lpd,
+            "lpd_reference": {"q01": self.lpd_reference[0], "median": self.lpd_reference[1], "q99": self.lpd_reference[2]},
+            "lpd_quantile": self.lpd_quantile,
+            "alpha": self.alpha,
+        }
+
+
+def check_new_data(model: Model, draws: Mapping[str, np.ndarray], seed: int, alpha: float = 0.01, windows: int = 200) -> DataCheck:
+    """Check the data in ``model`` (a new window) against posterior ``draws`` of an earlier fit.
+
+    ``draws`` are pooled latent draws, shape ``(S, ...)``. Alerts when a coverage
+    count leaves its two-sided ``1 - alpha`` binomial tolerance, or the window's
+    LPD falls below the ``alpha`` quantile of simulated windows' LPDs.
+    """
+    sites = observed_sites(model)
+    replicated = replicate(model, draws, seed)
+    rng = np.random.default_rng(seed)
+    pits, inside = [], {level: 0 for level in COVERAGE_LEVELS}
+    for site, key in sites.items():
+        y = np.asarray(model.data[key], dtype=float).ravel()
+        rep = replicated[site].reshape(replicated[site].shape[0], -1).astype(float)
+        below, equal = np.mean(rep < y, axis=0), np.mean(rep == y, axis=0)
+        pits.append(below + rng.random(y.size) * equal)
+        for level in COVERAGE_LEVELS:
+            lo, hi = np.quantile(rep, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            inside[level] += int(np.sum((y >= lo) & (y <= hi)))
+    pit = np.concatenate(pits)
+    n = pit.size
+    coverage = []
+    for level in COVERAGE_LEVELS:
+        low, high = sps.binom.ppf(alpha / 2, n, level), sps.binom.isf(alpha / 2, n, level)
+        coverage.append(Coverage(level, inside[level], n, int(low), int(high)))
+    keys = tuple(sites.values())
+    lpd_of = _lpd_function(model, draws, keys)
+    lpd = float(lpd_of(*(np.asarray(model.data[k]) for k in keys)))
+    picked = rng.choice(len(next(iter(replicated.values()))), size=min(windows, len(next(iter(replicated.values())))), replace=False)
+    import jax
+
+    reference = np.asarray(jax.vmap(lpd_of)(*(replicated[s][picked].astype(np.asarray(model.data[sites[s]]).dtype) for s in sites)))
+    quantile = float(np.mean(reference < lpd))
+    reasons = [f"{c.level:.0%} predictive interval covers {c.inside} of {c.total}, outside the tolerance {c.low}-{c.high}" for c in coverage if c.alert]
+    if quantile < alpha:
+        reasons.append(f"log predictive density {lpd:.4g} is below {1 - quantile:.1%} of windows simulated from the fitted process")
+    q = np.quantile(reference, [0.01, 0.5, 0.99])
+    return DataCheck(pit=pit, coverage=tuple(coverage), lpd=lpd, lpd_reference=(float(q[0]), float(q[1]), float(q[2])),
+                     lpd_quantile=quantile, alpha=alpha, reasons=tuple(reasons))
+
+
+def _lpd_function(model: Model, draws: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> Any:
+    """A compiled ``obs -> log mean_s p(obs | theta_s)``: the log predictive density of
+    the observed entries ``keys``, the other data fixed."""
+    import jax
+    from jax.scipy.special import logsumexp
+    from numpyro.infer import log_likelihood
+
+    fixed = {k: v for k, v in model.data.items() if k not in keys}
+    draws = {k: np.asarray(v) for k, v in draws.items()}
+    size = len(next(iter(draws.values())))
+
+    def lpd(*observed: Any) -> Any:
+        ll = log_likelihood(model.numpyro_model, draws, **fixed, **dict(zip(keys, observed)))
+        total = sum(v.reshape(v.shape[0], -1).sum(axis=1) for v in ll.values())
+        return logsumexp(total) - np.log(size)
+
+    return jax.jit(lpd)

@@ -1,0 +1,165 @@
+"""``wager validate SPEC|RUN``: every check a CI pipeline should run, in one place.
+
+1. **gates** — the spec is run (a recorded run is replayed) and its
+   convergence gates must pass;
+2. **replay** — the run regenerates: a recorded run by ``wager replay``'s
+   rules, a spec by running it twice and comparing draw hashes;
+3. **predictive** — the posterior predictive check reproduces the data's
+   test statistics (``wager.workflow.predictive``);
+4. **sbc** — simulation-based calibration of the model and its engine
+   (``wager.workflow.sbc``), fanned out on the executor given.
+
+A check that cannot apply (a model with no NumPyro function to replicate data
+from; ``sbc_simulations=0``) is *skipped* and says why. ``Validation.passed``
+is true when no check failed; ``junit_xml()`` is the JUnit report CI systems
+display.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from wager.kernel.inference import ProgressFn
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "passed" | "failed" | "skipped"
+    lines: tuple[str, ...]
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "lines": list(self.lines), "data": self.data, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Validation:
+    target: str
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status != "failed" for c in self.checks)
+
+    def lines(self) -> list[str]:
+        verdict = "PASSED" if self.passed else "FAILED"
+        out = [f"Validation of {self.target}: {verdict}."]
+        for c in self.checks:
+            out.append(f"[{c.status}] {c.name} ({c.seconds:.1f} s)")
+            out += [f"    {line}" for line in c.lines]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "passed": self.passed, "checks": [c.to_json() for c in self.checks]}
+
+    def junit_xml(self) -> str:
+        """JUnit XML: one test suite, one test case per check."""
+        failures = sum(c.status == "failed" for c in self.checks)
+        skipped = sum(c.status == "skipped" for c in self.checks)
+        suite = ET.Element(
+            "testsuite", name=f"wager validate {self.target}", tests=str(len(self.checks)),
+            failures=str(failures), errors="0", skipped=str(skipped), time=f"{sum(c.seconds for c in self.checks):.3f}",
+        )
+        for c in self.checks:
+            case = ET.SubElement(suite, "testcase", classname="wager.validate", name=c.name, time=f"{c.seconds:.3f}")
+            if c.status == "failed":
+                failure = ET.SubElement(case, "failure", message=c.lines[0] if c.lines else "failed")
+                failure.text = "\n".join(c.lines)
+            elif c.status == "skipped":
+                ET.SubElement(case, "skipped", message=c.lines[0] if c.lines else "skipped")
+            else:
+                ET.SubElement(case, "system-out").text = "\n".join(c.lines)
+        root = ET.Element("testsuites")
+        root.append(suite)
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _timed(name: str, fn: Callable[[], tuple[str, list[str], dict[str, Any]]]) -> Check:
+    start = time.perf_counter()
+    status, lines, data = fn()
+    return Check(name, status, tuple(lines), data, round(time.perf_counter() - start, 3))
+
+
+def validate(
+    spec: Any = None,
+    record: Any = None,
+    base_dir: Path | None = None,
+    sbc_simulations: int = 100,
+    seed: int = 0,
+    executor: Any = None,
+    progress: ProgressFn | None = None,
+) -> Validation:
+    """Validate a spec (``spec``, read from ``base_dir``) or a recorded run (``record``)."""
+    from wager.workflow.manifest import draw_digests
+    from wager.workflow.pipeline import run
+    from wager.workflow.replay import replay
+
+    checks: list[Check] = []
+    if record is not None:
+        from wager.workflow.specs import parse_spec
+
+        target = f"run {record.run_id}"
+        folder = record.manifest["source"].get("base_dir")
+        base_dir = Path(folder) if folder else None
+        spec = parse_spec(record.manifest["spec"])
+        start = time.perf_counter()
+        replayed = replay(record, progress=progress)
+        result = replayed.result
+        replay_seconds = round(time.perf_counter() - start, 3)
+    else:
+        target = getattr(spec, "name", None) or "spec"
+        result = run(spec, base_dir=base_dir, progress=progress)
+        replayed = None
+        replay_seconds = 0.0
+
+    checks.append(_timed("gates", lambda: _gates(result)))
+    if replayed is not None:
+        checks.append(Check("replay", "passed" if replayed.agrees else "failed", tuple(replayed.lines()), replayed.to_json(), replay_seconds))
+    else:
+
+        def again() -> tuple[str, list[str], dict[str, Any]]:
+            second = run(spec, base_dir=base_dir, progress=progress)
+            same = draw_digests(second.posterior.draws) == draw_digests(result.posterior.draws)
+            line = "a second run gives bit-identical draws" if same else "a second run with the same seed gives different draws"
+            return ("passed" if same else "failed"), [line], {"identical": same}
+
+        checks.append(_timed("replay", again))
+    checks.append(_timed("predictive", lambda: _predictive(result, seed)))
+    checks.append(_timed("sbc", lambda: _sbc(spec, base_dir, sbc_simulations, seed, executor, progress)))
+    return Validation(target=target, checks=tuple(checks))
+
+
+def _gates(result: Any) -> tuple[str, list[str], dict[str, Any]]:
+    gates = result.gates
+    if not gates.applicable:
+        return "passed", [f"not applicable: {gates.note}"], {"applicable": False}
+    lines = [g.describe() for g in gates.gates]
+    return ("passed" if gates.passed else "failed"), lines, {"failed": [g.name for g in gates.failed]}
+
+
+def _predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]:
+    from wager.workflow.predictive import posterior_predictive_check
+
+    model = result.problem.model
+    if model.numpyro_model is None:
+        return "skipped", [f"model {model.name!r} has no NumPyro model to replicate data from"], {}
+    if not result.gates.passed:
+        return "skipped", ["the posterior failed its gates: predictive checks on it would mean nothing"], {}
+    check = posterior_predictive_check(model, result.posterior, seed=seed)
+    return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
+
+
+def _sbc(spec: Any, base_dir: Path | None, simulations: int, seed: int, executor: Any, progress: ProgressFn | None) -> tuple[str, list[str], dict[str, Any]]:
+    from wager.workflow.sbc import sbc
+
+    if simulations <= 0:
+        return "skipped", ["simulation-based calibration not asked for (--sbc 0)"], {}
+    result = sbc(spec, simulations=simulations, seed=seed, executor=executor, progress=progress, base_dir=base_dir)
+    return ("passed" if result.passed else "failed"), result.lines(), result.to_json()
