@@ -86,14 +86,38 @@ def latent_draws(posterior: Posterior, limit: int = MAX_DRAWS) -> dict[str, np.n
 def replicate(model: Model, draws: Mapping[str, np.ndarray], seed: int, data: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Observed site -> replicated data, shape ``(S, *site shape)``, one per draw."""
     import jax
-    from numpyro import handlers
     from numpyro.infer import Predictive
 
     sites = observed_sites(model)
     data = dict(model.data if data is None else data)
-    predictive = Predictive(handlers.uncondition(model.numpyro_model), posterior_samples=dict(draws), return_sites=list(sites))
+    predictive = Predictive(replicating(model.numpyro_model), posterior_samples=dict(draws), return_sites=list(sites))
     out = predictive(jax.random.PRNGKey(seed), **data)
     return {name: np.asarray(out[name]) for name in sites}
+
+
+def replicating(fn: Any) -> Any:
+    """``fn`` with every observed site sampled instead, in the shape of its data.
+
+    Like NumPyro's ``uncondition``, but a likelihood written without a plate
+    (``sample("y", Normal(mu, 1), obs=y)``) gets its distribution expanded to
+    the observed shape: one replicated value per observation, not one in all.
+    """
+    from numpyro.primitives import Messenger
+
+    class Replicate(Messenger):
+        def process_message(self, msg: dict) -> None:
+            if msg["type"] != "sample" or not msg.get("is_observed"):
+                return
+            observed = np.shape(msg["value"])
+            dist = msg["fn"]
+            batch = observed[: len(observed) - len(dist.event_shape)]
+            if tuple(dist.batch_shape) != tuple(batch):
+                msg["fn"] = dist.expand(batch)
+            msg["is_observed"] = False
+            msg["infer"] = {**msg.get("infer", {}), "was_observed": True, "obs": msg["value"]}
+            msg["value"] = None
+
+    return Replicate(fn)
 
 
 def statistic(name: str, y: np.ndarray, axis: Any = None) -> np.ndarray:

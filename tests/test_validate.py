@@ -1,0 +1,142 @@
+"""`wager validate` (gates, replay, predictive checks, SBC; JUnit XML) and
+`wager monitor` (a new window of data against a recorded posterior)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from wager.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+runner = CliRunner()
+
+
+def validate(*args: str):
+    result = runner.invoke(app, ["validate", *args, "--quiet", "--executor", "serial"])
+    return result.exit_code, result.stdout
+
+
+def test_the_centered_funnel_fails_validation_and_says_which_gates(tmp_path):
+    code, out = validate(str(EXAMPLES / "eight_schools_centered.yaml"), "--sbc", "0", "--json", "--junit", str(tmp_path / "v.xml"))
+    assert code == 4
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["gates"]["status"] == "failed" and "divergences" in checks["gates"]["data"]["failed"]
+    assert checks["predictive"]["status"] == "skipped"
+    suite = ET.parse(tmp_path / "v.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "2"
+    failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failed == ["gates"]
+
+
+def test_the_noncentered_model_passes_gates_replay_and_predictive_checks():
+    code, out = validate(str(EXAMPLES / "eight_schools_noncentered.yaml"), "--sbc", "0", "--json")
+    assert code == 0, out
+    statuses = {c["name"]: c["status"] for c in json.loads(out)["checks"]}
+    assert statuses == {"gates": "passed", "replay": "passed", "predictive": "passed", "sbc": "skipped"}
+
+
+@pytest.mark.slow
+def test_the_noncentered_model_passes_validation_with_calibration():
+    code, out = validate(str(EXAMPLES / "eight_schools_noncentered.yaml"), "--sbc", "20", "--json")
+    assert code == 0, out
+    assert {c["name"]: c["status"] for c in json.loads(out)["checks"]}["sbc"] == "passed"
+
+
+def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration():
+    run = runner.invoke(app, ["ab", "--arm", "A=1100/20000", "--arm", "B=1200/20000", "--json"])
+    run_id = json.loads(run.stdout)["run_id"]
+    code, out = validate(run_id[:8], "--sbc", "60", "--json")
+    assert code == 0, out
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["replay"]["data"]["verified"] == "bit-identical"
+    assert checks["sbc"]["status"] == "passed"
+
+
+UNIT_NORMAL_MODEL = """
+import numpyro
+import numpyro.distributions as dist
+
+
+def model(y, priors):
+    mu = numpyro.sample("mu", priors["mu"])
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+"""
+
+
+def unit_normal_spec(tmp_path: Path, y: np.ndarray) -> Path:
+    """A model that says every observation is its mean plus unit noise."""
+    (tmp_path / "unit_normal.py").write_text(UNIT_NORMAL_MODEL)
+    spec = {
+        "domain": "model",
+        "name": "unit-variance normal",
+        "model": "unit_normal.py:model",
+        "data": {"y": [float(v) for v in y]},
+        "priors": {"mu": {"family": "normal", "params": {"loc": 0, "scale": 10}, "why": "wide", "source": "test"}},
+        "inference": {"engine": "nuts", "chains": 2, "warmup": 500, "draws": 1000, "seed": 1},
+        "sensitivity": {"enabled": False},
+    }
+    path = tmp_path / "unit_normal.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tmp_path):
+    rng = np.random.default_rng(7)
+    # sd 5 where the model allows sd 1: sd(y_rep) never reaches sd(y), ppp ~ 0
+    code, out = validate(str(unit_normal_spec(tmp_path, rng.normal(0, 5, size=60))), "--sbc", "0", "--json")
+    assert code == 4
+    predictive = {c["name"]: c for c in json.loads(out)["checks"]}["predictive"]
+    flagged = {c["statistic"] for c in predictive["data"]["checks"] if c["flagged"]}
+    assert "sd" in flagged
+    # the same model on data it does describe passes
+    code, out = validate(str(unit_normal_spec(tmp_path, rng.normal(0, 1, size=60))), "--sbc", "0", "--json")
+    assert code == 0, out
+
+
+# --- monitor --------------------------------------------------------------------------
+
+
+def window(tmp_path: Path, rate_a: float, rate_b: float, seed: int, visitors: int = 5000) -> Path:
+    """A new week of traffic drawn from a known process (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    arms = [{"name": n, "visitors": visitors, "conversions": int(rng.binomial(visitors, p))} for n, p in (("A", rate_a), ("B", rate_b))]
+    path = tmp_path / f"window-{seed}.yaml"
+    path.write_text(yaml.safe_dump({"arms": arms}))
+    return path
+
+
+@pytest.fixture
+def founding_run() -> str:
+    result = runner.invoke(app, ["ab", "--arm", "A=1100/20000", "--arm", "B=1200/20000", "--json"])
+    return json.loads(result.stdout)["run_id"]
+
+
+def test_monitor_stays_quiet_on_windows_from_the_fitted_process(founding_run, tmp_path):
+    # the fitted process: conversion 0.055 (A) and 0.06 (B), the posterior means
+    for seed in (1, 2, 3):
+        result = runner.invoke(app, ["monitor", founding_run, "--data", str(window(tmp_path, 0.055, 0.06, seed)), "--json"])
+        assert result.exit_code == 0, result.stdout
+        assert json.loads(result.stdout)["alert"] is False
+
+
+def test_monitor_alerts_on_a_window_from_a_shifted_process(founding_run, tmp_path):
+    # A's conversion moved from 0.055 to 0.07: about 4.6 standard errors of a 5000-visitor week
+    result = runner.invoke(app, ["monitor", founding_run, "--data", str(window(tmp_path, 0.07, 0.06, 1)), "--json"])
+    assert result.exit_code == 4, result.stdout
+    out = json.loads(result.stdout)
+    assert out["alert"] is True and out["run_id"] == founding_run
+    assert any("log predictive density" in reason for reason in out["reasons"])
+
+
+def test_monitor_with_data_that_is_no_window_is_bad_input(founding_run, tmp_path):
+    (tmp_path / "x.yaml").write_text("visitors: 3\n")
+    result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 2
+    assert "--data" in result.stderr
