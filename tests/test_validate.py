@@ -95,6 +95,8 @@ def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tm
     predictive = {c["name"]: c for c in json.loads(out)["checks"]}["predictive"]
     flagged = {c["statistic"] for c in predictive["data"]["checks"] if c["flagged"]}
     assert "sd" in flagged
+    # too many observations fall in the predictive tails: LOO-PIT values pile up at 0 and 1
+    assert predictive["data"]["loo_pit"]["passed"] is False
     # the same model on data it does describe passes
     code, out = validate(str(unit_normal_spec(tmp_path, rng.normal(0, 1, size=60))), "--sbc", "0", "--json")
     assert code == 0, out
