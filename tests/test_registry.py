@@ -393,3 +393,35 @@ def schema_revision(url: str) -> str | None:
             return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
     finally:
         engine.dispose()
+
+
+def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_runs(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")  # what the first wager with a registry created
+    assert schema_revision(db_url) == "0001"
+    digest = hashlib.sha256(b"x").hexdigest()
+    with engine.begin() as connection:  # one run written under revision 0001
+        connection.execute(sa.text("INSERT INTO posteriors (digest, size, netcdf) VALUES (:d, 1, :b)"), {"d": digest, "b": b"x"})
+        connection.execute(sa.text(
+            "INSERT INTO runs (run_id, created_at, identity_hash, domain, name, status, action, engine, manifest, result, posterior_digest) "
+            "VALUES ('0123456789ab', '2026-11-25T00:00:00.000000+00:00', 'h', 'ab', 'old', 'decided', 'ship B', 'exact', '{}', '{}', :d)"
+        ), {"d": digest})
+    engine.dispose()
+    with Registry(db_url) as registry:
+        assert schema_revision(db_url) == HEAD_REVISION
+        assert registry.load("0123").result == {}
+        validation_id = registry.record_validation("0123", True, {"checks": []})
+        assert [v["validation_id"] for v in registry.validations("0123456789ab")] == [validation_id]
+
+
+def test_a_validation_of_an_unknown_run_is_refused(db_url: str) -> None:
+    with Registry(db_url) as registry:
+        with pytest.raises(RegistryError, match="nope"):
+            registry.record_validation("nope", True, {})

@@ -49,7 +49,7 @@ def test_the_noncentered_model_passes_validation_with_calibration():
     assert {c["name"]: c["status"] for c in json.loads(out)["checks"]}["sbc"] == "passed"
 
 
-def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration():
+def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration(tmp_path):
     run = runner.invoke(app, ["ab", "--arm", "A=1100/20000", "--arm", "B=1200/20000", "--json"])
     run_id = json.loads(run.stdout)["run_id"]
     code, out = validate(run_id[:8], "--sbc", "60", "--json")
@@ -57,6 +57,15 @@ def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration():
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["replay"]["data"]["verified"] == "bit-identical"
     assert checks["sbc"]["status"] == "passed"
+    # the verdict is kept with the run, and its report shows it
+    from wager.workflow.registry import Registry
+
+    kept = Registry().validations(run_id)
+    assert len(kept) == 1 and kept[0]["passed"] is True
+    html = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", run_id, "--out", str(html)]).exit_code == 0
+    page = html.read_text()
+    assert 'id="validation"' in page and "Posterior predictive p-values" in page
 
 
 UNIT_NORMAL_MODEL = """

@@ -186,7 +186,8 @@ def report_command(
     if fmt not in ("html", "text", "json"):
         typer.echo(f"error: --format: must be html, text or json; got {fmt!r}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    record = _guard(lambda: _open_registry(db).load(run))
+    registry = _guard(lambda: _open_registry(db))
+    record = _guard(lambda: registry.load(run))
     from wager.workflow import report
 
     if fmt == "text":
@@ -195,5 +196,6 @@ def report_command(
     elif fmt == "json":
         _dump(report.json_report(record))
     else:
-        path = report.write_html_report(record, out or Path(f"wager-report-{record.run_id}.html"))
+        validations = _guard(lambda: registry.validations(record.run_id))
+        path = report.write_html_report(record, out or Path(f"wager-report-{record.run_id}.html"), validations)
         typer.echo(f"HTML report: {path}")

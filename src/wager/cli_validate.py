@@ -28,6 +28,7 @@ def validate_command(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Parallel workers (default: the CPUs available)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML here."),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not keep the verdict of a recorded run's validation in the registry."),
     db: Optional[str] = DbOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -44,8 +45,12 @@ def validate_command(
 
                 path = Path(target)
                 return validate(spec=load_spec(path), base_dir=path.parent, sbc_simulations=sbc, seed=seed, executor=pool, progress=progress)
-            record = _open_registry(db).load(target)
-            return validate(record=record, sbc_simulations=sbc, seed=seed, executor=pool, progress=progress)
+            registry = _open_registry(db)
+            record = registry.load(target)
+            checked = validate(record=record, sbc_simulations=sbc, seed=seed, executor=pool, progress=progress)
+            if not no_record:
+                registry.record_validation(record.run_id, checked.passed, checked.to_json())
+            return checked
 
     with exits_on_error():
         outcome = go()

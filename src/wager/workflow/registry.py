@@ -44,6 +44,7 @@ from wager.workflow.registry_store import (
     plans,
     posteriors,
     runs,
+    validations,
     writer,
 )
 
@@ -292,6 +293,33 @@ class Registry:
             plan_id = _resolve(conn, plans.c.plan_id, plans.c.created_at, ref, "plan")
             row = conn.execute(sa.select(plans).where(plans.c.plan_id == plan_id)).one()
         return _plan(row)
+
+    # -- validations -------------------------------------------------------
+
+    def record_validation(self, run_id: str, passed: bool, document: dict) -> str:
+        """Keep the verdict of ``wager validate`` on run ``run_id``; returns its id."""
+        text = _canonical_json(document, "validation")
+        with database_errors(self._url, "recording a validation"), self._writer.begin() as conn:
+            run = _resolve(conn, runs.c.run_id, runs.c.created_at, run_id, "run")
+            validation_id = _fresh_id(conn, validations.c.validation_id)
+            conn.execute(
+                validations.insert().values(validation_id=validation_id, run_id=run, created_at=_now(), passed=passed, document=text)
+            )
+        return validation_id
+
+    def validations(self, run_id: str) -> list[dict]:
+        """Every validation of run ``run_id``, newest first: ``{validation_id, created_at, passed, document}``."""
+        query = (
+            sa.select(validations)
+            .where(validations.c.run_id == run_id)
+            .order_by(validations.c.created_at.desc(), validations.c.validation_id.desc())
+        )
+        with database_errors(self._url, "loading validations"), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {"validation_id": r.validation_id, "created_at": r.created_at, "passed": bool(r.passed), "document": json.loads(r.document)}
+            for r in rows
+        ]
 
     # -- lifetime ----------------------------------------------------------
 

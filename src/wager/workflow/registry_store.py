@@ -42,7 +42,7 @@ VERSION_TABLE = "wager_alembic_version"
 # The newest revision in migrations/versions. Kept here so an up-to-date
 # database is recognised without importing Alembic (~0.4 s); a test checks it
 # against Alembic's own view of the scripts.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -83,6 +83,16 @@ plans = sa.Table(
     sa.Column("name", sa.String(256)),
     sa.Column("policy", sa.Text, nullable=False),
     sa.Column("policy_hash", sa.String(128), nullable=False),
+)
+
+validations = sa.Table(
+    "validations",
+    metadata,
+    sa.Column("validation_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
 )
 
 

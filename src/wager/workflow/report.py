@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from wager.kernel.digits import decimals_for, fmt, fmt_percent
 from wager.workflow.record import jsonable
@@ -465,18 +465,19 @@ def json_report(record: Any) -> dict[str, Any]:
 # --- HTML -----------------------------------------------------------------------------
 
 
-def html_report(record: Any) -> str:
-    """One self-contained HTML page (inline CSS, inline plots, no script, no URL)."""
+def html_report(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> str:
+    """One self-contained HTML page (inline CSS, inline plots, no script, no URL);
+    ``validations``: the run's recorded ``wager validate`` verdicts, newest first."""
     from wager.workflow.report_html import render
 
-    return render(record)
+    return render(record, validations)
 
 
-def write_html_report(record: Any, path: str | Path) -> Path:
+def write_html_report(record: Any, path: str | Path, validations: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``html_report(record)`` to ``path`` (folders made as needed), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = html_report(record)
+    text = html_report(record, validations)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)

@@ -151,7 +151,8 @@ def section(ident: str, title: str, body: str) -> str:
 # --- the page -------------------------------------------------------------------------
 
 
-def render(record: Any) -> str:
+def render(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The page; ``validations`` are the run's recorded ``wager validate`` verdicts, newest first."""
     result, manifest = record.result, record.manifest
     draws = _draws(record)
     name = result.get("name") or manifest.get("identity", {}).get("name") or "wager run"
@@ -164,6 +165,7 @@ def render(record: Any) -> str:
         _priors(record),
         _sensitivity(record),
         _plan(record),
+        _validation(validations),
         _manifest(record),
     ]
     engine = (result.get("inference") or {}).get("engine", "")
@@ -525,6 +527,33 @@ def _plan(record: Any) -> str:
     if changes:
         body += table(["Where", "Planned", "In this run"], [[c.get("path") or c.get("section", ""), json.dumps(c.get("old")), json.dumps(c.get("new"))] for c in changes], stack="cards")
     return section("plan", "Plan check", body)
+
+
+def _validation(validations: Sequence[Mapping[str, Any]]) -> str:
+    """The latest ``wager validate`` of this run: each check, the predictive check's
+    statistics and its LOO-PIT plot."""
+    if not validations:
+        return ""
+    from wager.workflow.report_plots import pit_plot
+
+    latest = validations[0]
+    document = latest["document"]
+    badge = '<span class="badge ok">passed</span>' if latest["passed"] else '<span class="badge bad">failed</span>'
+    when = str(latest["created_at"])[:19].replace("T", " ")
+    body = f"<p>{badge} Latest of {len(validations)} validation{'s' if len(validations) > 1 else ''}, {esc(when)} UTC.</p>"
+    checks = document.get("checks", [])
+    body += table(["Check", "Status", "Seconds", "Details"], [
+        [c["name"], c["status"], f"{c.get('seconds', 0):.1f}", "; ".join(line.strip().rstrip(".") for line in c.get("lines", [])[:3])] for c in checks
+    ], stack="cards")
+    predictive = next((c for c in checks if c["name"] == "predictive" and c.get("data")), None)
+    if predictive:
+        rows = [[f"{t['statistic']}({t['site']})", f"{t['observed']:.4g}", f"{t['ppp']:.3f}", "flagged" if t["flagged"] else "ok"] for t in predictive["data"].get("checks", [])]
+        body += "<h3>Posterior predictive p-values</h3>" + table(["Statistic", "Observed", "p-value", ""], rows, stack="cards")
+        pit = predictive["data"].get("loo_pit")
+        if pit and pit.get("values"):
+            body += figure(pit_plot(pit["values"]), "LOO-PIT ECDF difference with its simultaneous band",
+                           "LOO-PIT calibration: inside the band, the model's predictive distributions are calibrated.")
+    return section("validation", "Validation", body)
 
 
 def _manifest(record: Any) -> str:

@@ -173,3 +173,26 @@ def loss_plot(actions: Sequence[str], losses: Sequence[float], errors: Sequence[
         ax.set_xlim(0, right)
         ax.set_xlabel(f"expected loss ({units})", fontsize=10, color=MUTED)
         return data_uri(fig)
+
+
+def pit_plot(values: Sequence[float], alpha: float = 0.05) -> str:
+    """ECDF of PIT values minus the uniform CDF, inside its simultaneous ``1 - alpha`` band
+    (Säilynoja et al. 2022, the band ``wager.kernel.calibration`` tests with)."""
+    from wager.kernel.calibration import ecdf_band
+
+    pit = np.clip(np.asarray(values, dtype=float), 0, 1)
+    ranks = np.minimum((pit * 100).astype(np.int64), 99)
+    band = ecdf_band(pit.size, 99, alpha)
+    z = band.eval_points
+    ecdf = np.array([np.mean(ranks + 1 <= j) for j in range(1, 100)])
+    with _rc():
+        fig = _figure(2.6)
+        ax = fig.add_subplot()
+        ax.fill_between(z, band.lower - z, band.upper - z, color=MUTED, alpha=0.18, linewidth=0, label=f"{1 - alpha:.0%} simultaneous band")
+        ax.plot(z, ecdf - z, color=INK, linewidth=1.6, label="ECDF - uniform")
+        ax.axhline(0, color=MUTED, linewidth=0.8)
+        ax.set_xlabel("LOO-PIT value")
+        ax.legend(frameon=False, fontsize=9, loc="upper right")
+        _style(ax)
+        ax.spines["left"].set_visible(True)
+        return data_uri(fig)
