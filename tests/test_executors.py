@@ -166,3 +166,19 @@ def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
 
 def test_no_tasks_start_no_workers():
     assert ProcessPoolExecutor(workers=2).map(normal_draws, []) == []
+
+
+def test_sbc_is_identical_on_the_process_pool_and_on_ray(local_ray):
+    """The acceptance test of the fan-out: one seed, one answer, whichever backend ran it."""
+    from wager.ab.examples import FOUNDING_EXAMPLE
+    from wager.workflow.sbc import sbc
+    from wager.workflow.specs import parse_spec
+
+    spec = parse_spec(FOUNDING_EXAMPLE)
+    on_pool = sbc(spec, simulations=12, seed=3, executor=ProcessPoolExecutor(workers=2))
+    on_ray = sbc(spec, simulations=12, seed=3, executor=RayExecutor(workers=2))
+    serial = sbc(spec, simulations=12, seed=3)
+    assert set(on_pool.quantities) == set(on_ray.quantities) == {"rate[0]", "rate[1]", "log_likelihood"}
+    for name in on_pool.quantities:
+        np.testing.assert_array_equal(on_pool.quantities[name].ranks, on_ray.quantities[name].ranks)
+        np.testing.assert_array_equal(on_pool.quantities[name].ranks, serial.quantities[name].ranks)

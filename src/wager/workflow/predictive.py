@@ -102,20 +102,17 @@ def replicating(fn: Any) -> Any:
     (``sample("y", Normal(mu, 1), obs=y)``) gets its distribution expanded to
     the observed shape: one replicated value per observation, not one in all.
     """
-    from numpyro.primitives import Messenger
+    from numpyro.handlers import uncondition
 
-    class Replicate(Messenger):
+    class Replicate(uncondition):
         def process_message(self, msg: dict) -> None:
-            if msg["type"] != "sample" or not msg.get("is_observed"):
-                return
-            observed = np.shape(msg["value"])
-            dist = msg["fn"]
-            batch = observed[: len(observed) - len(dist.event_shape)]
-            if tuple(dist.batch_shape) != tuple(batch):
-                msg["fn"] = dist.expand(batch)
-            msg["is_observed"] = False
-            msg["infer"] = {**msg.get("infer", {}), "was_observed": True, "obs": msg["value"]}
-            msg["value"] = None
+            if msg["type"] == "sample" and msg.get("is_observed"):
+                observed = np.shape(msg["value"])
+                dist = msg["fn"]
+                batch = observed[: len(observed) - len(dist.event_shape)]
+                if tuple(dist.batch_shape) != tuple(batch):
+                    msg["fn"] = dist.expand(batch)
+            super().process_message(msg)
 
     return Replicate(fn)
 

@@ -36,7 +36,8 @@ is used as is. Otherwise:
   log-likelihood. This is an implementation independent of the NumPyro model,
   so SBC also checks that the two tell the same story.
 * Any other problem (``domain: model``) is run once through NumPyro's
-  ``uncondition`` handler with its own data: every observed site is sampled
+  ``uncondition`` handler (``predictive.replicating``, which also expands a
+  likelihood written without a plate to its data's shape) with its own data: every observed site is sampled
   instead of observed, which works even when the model reads shapes from the
   data (``len(y)``). Each simulated site replaces the data entry that was
   passed as its ``obs=`` (found by identity, else by name). A likelihood
@@ -345,7 +346,10 @@ def simulate(problem: Any, seed: int) -> Simulation:
 
 
 def simulate_numpyro(model: Model, seed: int) -> Simulation:
-    """One run of the NumPyro model with every observed site sampled (``uncondition``)."""
+    """One run of the NumPyro model with every observed site sampled, in its data's shape
+    (``wager.workflow.predictive.replicating``)."""
+    from wager.workflow.predictive import replicating
+
     from wager.kernel.nuts import configure_jax
 
     configure_jax()
@@ -356,7 +360,7 @@ def simulate_numpyro(model: Model, seed: int) -> Simulation:
     if model.numpyro_model is None:
         raise ValueError(f"model {model.name!r} has no NumPyro model to simulate from")
     data = dict(model.data)
-    trace = handlers.trace(handlers.uncondition(handlers.seed(model.numpyro_model, jax.random.PRNGKey(seed)))).get_trace(**data)
+    trace = handlers.trace(replicating(handlers.seed(model.numpyro_model, jax.random.PRNGKey(seed)))).get_trace(**data)
     truth: dict[str, np.ndarray] = {}
     simulated = dict(data)
     for name, site in trace.items():
