@@ -31,18 +31,17 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from common import machine, now, rewrite_section, versions
 
 REGISTRY_DIR = tempfile.mkdtemp(prefix="wager-bench-registry-")
 atexit.register(shutil.rmtree, REGISTRY_DIR, ignore_errors=True)
@@ -154,7 +153,7 @@ def main() -> None:
     report = _report(first, warm, answers, probe, imports, load)
     print(report)
     if opts.doc:
-        _rewrite_section(opts.doc, "cli_latency", report)
+        rewrite_section(opts.doc, "cli_latency", report)
 
 
 def _default_env() -> dict[str, str]:
@@ -233,8 +232,8 @@ def _report(first, warm, answers, probe, imports, load) -> str:
     med = {n: statistics.median(v) for n, v in warm.items()}
     w, d = med["wager"], med["wager --no-record"]
     lines = [
-        f"Measured {_now()} on {_machine()}.",
-        f"Versions: {_versions(['wager', 'numpy', 'scipy', 'jax', 'numpyro', 'pymc', 'pytensor'])}.",
+        f"Measured {now()} on {machine()}.",
+        f"Versions: {', '.join(versions(['wager', 'numpy', 'scipy', 'jax', 'numpyro', 'pymc', 'pytensor']))}.",
         f"1-minute load average {load[0]:.2f} before and {load[1]:.2f} after the rounds "
         f"(the benchmark's own processes included).",
         "",
@@ -306,40 +305,12 @@ def _binomial_se(p: float, draws: int) -> float:
     return (p * (1 - p) / draws) ** 0.5
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def _versions(packages: list[str]) -> str:
-    found = []
-    for p in packages:
-        try:
-            found.append(f"{p} {metadata.version(p)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{p} (not installed)")
-    return ", ".join(found)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _rewrite_section(doc: Path, name: str, body: str) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = doc.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{doc}: markers {begin} / {end} not found")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ the in-process ``SerialExecutor``; results do not depend on which.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
+
+from common import machine, now, rewrite_section
 
 BASE_RATE = 0.05
 LOOKS = 100
@@ -78,7 +76,7 @@ def main() -> None:
     body = _report(opts, executor, rules, trials, table, fixed[rules[0].name], cal_loss, cal_win, calibration_seconds, table_seconds)
     print(body)
     if opts.doc:
-        _rewrite_section(opts.doc, "operating_characteristics", body)
+        rewrite_section(opts.doc, "operating_characteristics", body)
 
 
 def _executor(choice: str, workers: int):
@@ -117,7 +115,7 @@ def _report(opts, executor, rules, trials, table, fixed, cal_loss, cal_win, cali
     loss_aa = aa[rules[2].name].rate("ship B")
     win_aa = aa[rules[3].name].rate("ship B")
     lines = [
-        f"Measured {_now()} on {_machine()}; wager {metadata.version('wager')}, numpy {metadata.version('numpy')}.",
+        f"Measured {now()} on {machine()}; wager {metadata.version('wager')}, numpy {metadata.version('numpy')}.",
         f"Executor: {executor.name}. Calibration {calibration_seconds:.0f} s, table {table_seconds:.0f} s.",
         "",
         f"Setup: base rate {BASE_RATE:.0%}, {LOOKS} equally spaced looks up to {MAX_VISITORS:,} visitors per arm "
@@ -164,30 +162,10 @@ def _report(opts, executor, rules, trials, table, fixed, cal_loss, cal_win, cali
     return "\n".join(lines)
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _rewrite_section(doc: Path, name: str, body: str) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = doc.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{doc}: markers {begin} / {end} not found")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
 
 
 if __name__ == "__main__":

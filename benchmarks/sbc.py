@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
+from common import machine, now, rewrite_section, versions
 from wager.ab.spec import ABSpec
 from wager.workflow.sbc import sbc
 
@@ -49,12 +51,29 @@ def revenue_spec() -> ABSpec:
     )
 
 
+def report(out: dict, seed: int) -> str:
+    lines = [
+        f"Measured {now()} on {machine()}; {', '.join(versions(['wager', 'numpy', 'scipy', 'jax', 'numpyro']))}. Seed {seed}.",
+        "",
+        "| model | engine | simulations | quantities | passed | largest max abs(ECDF - uniform) | seconds |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for name, r in out.items():
+        worst = max(q["max_ecdf_difference"] for q in r["quantities"].values())
+        lines.append(
+            f"| {name} | {r['engine']} | {r['simulations']} | {len(r['quantities'])} | {'yes' if r['passed'] else '**no**'} "
+            f"| {worst:.3f} | {r['wall_seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--revenue", type=int, default=0, help="NUTS simulations of the revenue model (0: skip)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--doc", type=Path, help="rewrite this markdown file's sbc section")
     args = parser.parse_args()
     runs = [(name, spec, args.simulations) for name, spec in specs().items()]
     if args.revenue:
@@ -70,6 +89,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+    if args.doc:
+        rewrite_section(args.doc, "sbc", report(out, args.seed))
     failed = [name for name, r in out.items() if not r["passed"]]
     raise SystemExit(1 if failed else 0)
 

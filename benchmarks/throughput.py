@@ -36,18 +36,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from common import machine, now, rewrite_section, versions
 
 CPU = 0  # the core every timed worker is pinned to
 
@@ -146,7 +145,7 @@ def _gbstats_worker(counts_path: Path, out: Path, repeats: int, subsample: int) 
         expected_loss_ship_b=np.array([r.risk[1] for r in results]),
         lift_low=np.array([r.ci[0] for r in results]),
         lift_high=np.array([r.ci[1] for r in results]),
-        versions=np.array(json.dumps(_versions(["gbstats", "numpy", "scipy", "pandas", "pydantic"]))),
+        versions=np.array(json.dumps(versions(["gbstats", "numpy", "scipy", "pandas", "pydantic"]))),
     )
 
 
@@ -176,7 +175,7 @@ def _orchestrate(opts: argparse.Namespace) -> None:
     report = _report(opts, wager_times, gb_times, w, g, sub, accuracy, (load_before, load_after))
     print(report)
     if opts.doc:
-        _rewrite_section(opts.doc, "throughput", report)
+        rewrite_section(opts.doc, "throughput", report)
 
 
 def _run_worker(python: str, engine: str, counts: Path, out: Path, repeats: int, subsample: int) -> dict:
@@ -243,8 +242,8 @@ def _report(opts, wager_times, gb_times, w, g, sub, accuracy, load) -> str:
     exact_win = _exact_prob_b_beats_a(sub)
     gb_versions = json.loads(str(g["versions"]))
     lines = [
-        f"Measured {_now()} on {_machine()}; every timed run pinned to one core (CPU {CPU}), thread pools at 1.",
-        f"wager environment: {', '.join(_versions(['wager', 'numpy', 'scipy']))}. "
+        f"Measured {now()} on {machine()}; every timed run pinned to one core (CPU {CPU}), thread pools at 1.",
+        f"wager environment: {', '.join(versions(['wager', 'numpy', 'scipy']))}. "
         f"gbstats environment: {', '.join(gb_versions)}.",
         f"1-minute load average {load[0]:.2f} before and {load[1]:.2f} after the rounds.",
         "",
@@ -312,40 +311,12 @@ def _report(opts, wager_times, gb_times, w, g, sub, accuracy, load) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def _versions(packages: list[str]) -> list[str]:
-    found = []
-    for p in packages:
-        try:
-            found.append(f"{p} {metadata.version(p)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{p} (not installed)")
-    return found
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _rewrite_section(doc: Path, name: str, body: str) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = doc.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{doc}: markers {begin} / {end} not found")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
 
 
 if __name__ == "__main__":
