@@ -30,7 +30,7 @@ def test_the_centered_funnel_fails_validation_and_says_which_gates(tmp_path):
     assert checks["gates"]["status"] == "failed" and "divergences" in checks["gates"]["data"]["failed"]
     assert checks["predictive"]["status"] == "skipped"
     suite = ET.parse(tmp_path / "v.xml").getroot().find("testsuite")
-    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "2"
+    assert suite.get("tests") == "5" and suite.get("failures") == "1" and suite.get("skipped") == "2"
     failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
     assert failed == ["gates"]
 
@@ -39,7 +39,7 @@ def test_the_noncentered_model_passes_gates_replay_and_predictive_checks():
     code, out = validate(str(EXAMPLES / "eight_schools_noncentered.yaml"), "--sbc", "0", "--json")
     assert code == 0, out
     statuses = {c["name"]: c["status"] for c in json.loads(out)["checks"]}
-    assert statuses == {"gates": "passed", "replay": "passed", "predictive": "passed", "sbc": "skipped"}
+    assert statuses == {"gates": "passed", "replay": "passed", "prior predictive": "passed", "predictive": "passed", "sbc": "skipped"}
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ def model(y, priors):
 """
 
 
-def unit_normal_spec(tmp_path: Path, y: np.ndarray) -> Path:
+def unit_normal_spec(tmp_path: Path, y: np.ndarray, prior_scale: float = 10.0) -> Path:
     """A model that says every observation is its mean plus unit noise."""
     (tmp_path / "unit_normal.py").write_text(UNIT_NORMAL_MODEL)
     spec = {
@@ -87,7 +87,7 @@ def unit_normal_spec(tmp_path: Path, y: np.ndarray) -> Path:
         "name": "unit-variance normal",
         "model": "unit_normal.py:model",
         "data": {"y": [float(v) for v in y]},
-        "priors": {"mu": {"family": "normal", "params": {"loc": 0, "scale": 10}, "why": "wide", "source": "test"}},
+        "priors": {"mu": {"family": "normal", "params": {"loc": 0, "scale": prior_scale}, "why": "test", "source": "test"}},
         "inference": {"engine": "nuts", "chains": 2, "warmup": 500, "draws": 1000, "seed": 1},
         "sensitivity": {"enabled": False},
     }
@@ -109,6 +109,16 @@ def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tm
     # the same model on data it does describe passes
     code, out = validate(str(unit_normal_spec(tmp_path, rng.normal(0, 1, size=60))), "--sbc", "0", "--json")
     assert code == 0, out
+
+
+def test_a_prior_predictive_check_flags_a_prior_that_rules_out_the_data(tmp_path):
+    # mu ~ Normal(0, 0.1) says the mean is within +-0.3; the data's mean is 20
+    y = np.random.default_rng(8).normal(20, 1, size=40)
+    code, out = validate(str(unit_normal_spec(tmp_path, y, prior_scale=0.1)), "--sbc", "0", "--json")
+    assert code == 4
+    prior = {c["name"]: c for c in json.loads(out)["checks"]}["prior predictive"]
+    assert prior["status"] == "failed"
+    assert {c["statistic"] for c in prior["data"]["checks"] if c["flagged"]} >= {"mean"}
 
 
 # --- monitor --------------------------------------------------------------------------

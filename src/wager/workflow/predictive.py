@@ -6,6 +6,8 @@ the latent sites substituted by posterior draws (or prior draws, for a prior
 predictive check). Data that a model receives as arguments (``visitors``,
 ``sigma``) stay fixed; the observed sites are found by tracing the model once.
 
+* ``prior_predictive_check``: the same statistics of data simulated from
+  the priors alone; the data in an outer tail is a prior-data conflict.
 * ``posterior_predictive_check``: for test statistics ``T`` (mean, sd, min,
   max of each observed site), the posterior predictive p-value
   ``ppp = P(T(y_rep) >= T(y) | y)`` (Gelman, Meng & Stern 1996). A value in the
@@ -163,17 +165,21 @@ class PredictiveCheck:
     draws: int
     alpha: float
     loo_pit: LooPit | None = None
+    kind: str = "posterior"
 
     @property
     def passed(self) -> bool:
         return not any(c.flagged for c in self.checks) and (self.loo_pit is None or self.loo_pit.passed)
 
     def lines(self) -> list[str]:
-        head = "Posterior predictive check: " + ("the model reproduces the data." if self.passed else "the model does NOT reproduce the data:")
+        if self.kind == "prior":
+            head = "Prior predictive check: " + ("the priors allow data like these." if self.passed else "the priors put almost no mass on data like these:")
+        else:
+            head = "Posterior predictive check: " + ("the model reproduces the data." if self.passed else "the model does NOT reproduce the data:")
         out = [head]
         for c in self.checks:
             mark = "FLAGGED " if c.flagged else ""
-            out.append(f"  {mark}{c.statistic}({c.site}) = {c.observed:.4g}: posterior predictive p-value {c.ppp:.3f}")
+            out.append(f"  {mark}{c.statistic}({c.site}) = {c.observed:.4g}: {self.kind} predictive p-value {c.ppp:.3f}")
         if self.loo_pit is not None:
             pit = self.loo_pit
             verdict = "uniform within the simultaneous band" if pit.passed else "FLAGGED: not uniform (the band is left)"
@@ -184,30 +190,52 @@ class PredictiveCheck:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "draws": self.draws, "alpha": self.alpha, "checks": [c.to_json() for c in self.checks],
+        return {"kind": self.kind, "passed": self.passed, "draws": self.draws, "alpha": self.alpha, "checks": [c.to_json() for c in self.checks],
                 "loo_pit": self.loo_pit.to_json() if self.loo_pit is not None else None}
 
 
 def posterior_predictive_check(
     model: Model, posterior: Posterior, seed: int, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01
 ) -> PredictiveCheck:
-    """ppp-values of ``statistics`` of each observed site (over its elements)."""
+    """ppp-values of ``statistics`` of each observed site (over its elements), and LOO-PIT."""
     draws = latent_draws(posterior)
     replicated = replicate(model, draws, seed)
+    checks = statistic_checks(model, replicated, statistics, alpha)
+    pit = loo_pit(model, draws, replicated, seed, alpha)
+    return PredictiveCheck(checks=checks, draws=len(next(iter(draws.values()))), alpha=alpha, loo_pit=pit)
+
+
+def prior_predictive_check(model: Model, seed: int, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01, draws: int = MAX_DRAWS) -> PredictiveCheck:
+    """Where the data's ``statistics`` fall among data simulated from the priors alone.
+
+    A p-value in the outer tails says the priors put (almost) no mass on data
+    like these: a prior-data conflict to resolve before trusting a decision.
+    """
+    import jax
+    from numpyro.infer import Predictive
+
     sites = observed_sites(model)
-    checks = []
+    predictive = Predictive(replicating(model.numpyro_model), num_samples=draws, return_sites=list(sites))
+    out = predictive(jax.random.PRNGKey(seed), **dict(model.data))
+    replicated = {name: np.asarray(out[name]) for name in sites}
+    return PredictiveCheck(checks=statistic_checks(model, replicated, statistics, alpha), draws=draws, alpha=alpha, kind="prior")
+
+
+def statistic_checks(model: Model, replicated: Mapping[str, np.ndarray], statistics: tuple[str, ...], alpha: float) -> tuple[StatisticCheck, ...]:
+    """``p = P(T(y_rep) > T(y)) + P(T(y_rep) = T(y)) / 2`` for each statistic of each observed
+    site; flagged in the outer ``alpha / 2`` tails, Bonferroni over the statistics."""
+    sites = observed_sites(model)
     tests = [(site, stat) for site in sites for stat in statistics if np.asarray(model.data[sites[site]]).size > (1 if stat == "sd" else 0)]
     per_test = alpha / max(len(tests), 1)
+    checks = []
     for site, stat in tests:
         y = np.asarray(model.data[sites[site]], dtype=float)
         rep = replicated[site].reshape(replicated[site].shape[0], -1)
         t_obs = float(statistic(stat, y.ravel()))
         t_rep = statistic(stat, rep, axis=1)
-        # mid-p for ties: a discrete statistic equal to T(y) counts half
         ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
         checks.append(StatisticCheck(site, stat, t_obs, ppp, flagged=min(ppp, 1 - ppp) < per_test / 2))
-    pit = loo_pit(model, draws, replicated, seed, alpha)
-    return PredictiveCheck(checks=tuple(checks), draws=len(next(iter(draws.values()))), alpha=alpha, loo_pit=pit)
+    return tuple(checks)
 
 
 def loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[str, np.ndarray], seed: int, alpha: float) -> LooPit:

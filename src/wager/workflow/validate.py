@@ -4,8 +4,10 @@
    convergence gates must pass;
 2. **replay** — the run regenerates: a recorded run by ``wager replay``'s
    rules, a spec by running it twice and comparing draw hashes;
-3. **predictive** — the posterior predictive check reproduces the data's
-   test statistics (``wager.workflow.predictive``);
+3. **prior predictive** — the priors put mass on data like these (no
+   prior-data conflict); **predictive** — the posterior predictive check
+   reproduces the data's test statistics and its LOO-PIT values are uniform
+   (``wager.workflow.predictive``);
 4. **sbc** — simulation-based calibration of the model and its engine
    (``wager.workflow.sbc``), fanned out on the executor given.
 
@@ -131,6 +133,7 @@ def validate(
             return ("passed" if same else "failed"), [line], {"identical": same}
 
         checks.append(_timed("replay", again))
+    checks.append(_timed("prior predictive", lambda: _prior_predictive(result, seed)))
     checks.append(_timed("predictive", lambda: _predictive(result, seed)))
     checks.append(_timed("sbc", lambda: _sbc(spec, base_dir, sbc_simulations, seed, executor, progress)))
     return Validation(target=target, checks=tuple(checks))
@@ -142,6 +145,16 @@ def _gates(result: Any) -> tuple[str, list[str], dict[str, Any]]:
         return "passed", [f"not applicable: {gates.note}"], {"applicable": False}
     lines = [g.describe() for g in gates.gates]
     return ("passed" if gates.passed else "failed"), lines, {"failed": [g.name for g in gates.failed]}
+
+
+def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]:
+    from wager.workflow.predictive import prior_predictive_check
+
+    model = result.problem.model
+    if model.numpyro_model is None:
+        return "skipped", [f"model {model.name!r} has no NumPyro model to simulate data from"], {}
+    check = prior_predictive_check(model, seed=seed)
+    return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
 
 
 def _predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]:
