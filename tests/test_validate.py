@@ -65,7 +65,7 @@ def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration(tm
     html = tmp_path / "report.html"
     assert runner.invoke(app, ["report", run_id, "--out", str(html)]).exit_code == 0
     page = html.read_text()
-    assert 'id="validation"' in page and "Posterior predictive p-values" in page
+    assert 'id="validation"' in page and "Posterior predictive p-values" in page and "Simulation-based calibration" in page
 
 
 UNIT_NORMAL_MODEL = """

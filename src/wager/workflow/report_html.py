@@ -553,6 +553,17 @@ def _validation(validations: Sequence[Mapping[str, Any]]) -> str:
         if pit and pit.get("values"):
             body += figure(pit_plot(pit["values"]), "LOO-PIT ECDF difference with its simultaneous band",
                            "LOO-PIT calibration: inside the band, the model's predictive distributions are calibrated.")
+    calibration = next((c for c in checks if c["name"] == "sbc" and c.get("data", {}).get("quantities")), None)
+    if calibration:
+        import base64
+
+        from wager.workflow.sbc import SBCResult
+        from wager.workflow.sbc_plots import sbc_plot
+
+        svg = sbc_plot(SBCResult.from_json(calibration["data"]))
+        uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+        body += figure(uri, "Simulation-based calibration: ECDF difference of the ranks with simultaneous bands",
+                       "Simulation-based calibration: a correct model and engine keep every curve inside its band.")
     return section("validation", "Validation", body)
 
 

@@ -153,6 +153,20 @@ class SBCResult:
     def divergent_simulations(self) -> int:
         return sum(1 for r in self.replications if r.divergences)
 
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> "SBCResult":
+        """The result again from ``to_json()`` (ranks re-tested; per-simulation details are not kept)."""
+        alpha, quantities = document["alpha"], document["quantities"]
+        per_quantity = alpha / max(1, len(quantities))
+        rebuilt = {}
+        for name, q in quantities.items():
+            ranks = np.asarray(q["ranks"], dtype=np.int64)
+            rebuilt[name] = QuantityCalibration(name, ranks, rank_uniformity(ranks, document["thin_to"], per_quantity))
+        return cls(
+            model=document["model"], engine=document["engine"], simulations=document["simulations"], thin_to=document["thin_to"],
+            seed=document["seed"], alpha=alpha, quantities=rebuilt, replications=(), settings=document.get("settings", {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
