@@ -6,7 +6,6 @@ re-executes a run from its manifest and exits 4 when it disagrees.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
