@@ -161,3 +161,19 @@ def test_monitor_with_data_that_is_no_window_is_bad_input(founding_run, tmp_path
     result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "x.yaml")])
     assert result.exit_code == 2
     assert "--data" in result.stderr
+
+
+def test_monitor_compares_the_loss_a_decision_realized_with_what_the_model_expected(tmp_path):
+    # B clearly better (0.055 vs 0.07): the run ships B
+    result = runner.invoke(app, ["ab", "--arm", "A=1100/20000", "--arm", "B=1400/20000", "--json"])
+    run = json.loads(result.stdout)
+    assert run["action"] == "ship B"
+    fitted = runner.invoke(app, ["monitor", run["run_id"], "--data", str(window(tmp_path, 0.055, 0.07, 1)), "--json"])
+    assert fitted.exit_code == 0, fitted.stdout
+    assert json.loads(fitted.stdout)["realized_loss"]["action"] == "ship B"
+    # after shipping, B turns out worse than A: the decision realized a loss the model said it would not
+    reversed_ = runner.invoke(app, ["monitor", run["run_id"], "--data", str(window(tmp_path, 0.07, 0.055, 5)), "--json"])
+    assert reversed_.exit_code == 4
+    out = json.loads(reversed_.stdout)
+    assert out["realized_loss"]["realized"] > out["realized_loss"]["reference_upper"]
+    assert any("realized loss of 'ship B'" in reason for reason in out["reasons"])

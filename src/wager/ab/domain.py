@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -65,6 +65,24 @@ class ABProblem:
 
     def decide(self, posterior: Posterior) -> Outcome:
         return outcome(self.spec, posterior)
+
+    def realized_loss(self, action: str, data: Mapping[str, Any]) -> float | None:
+        """What ``action`` gave up in a window of outcomes ``data`` (the model's data keys):
+        the best arm's observed value per visitor minus the chosen arm's, in the metric's
+        units; ``None`` when no arm was chosen or the metric's data do not say."""
+        names = [a.name for a in self.spec.arms or []]
+        verb, _, arm = action.partition(" ")
+        if verb not in ("ship", "keep") or arm not in names:
+            return None
+        per_visitor = {
+            "conversion": lambda d: np.asarray(d["conversions"], float) / np.asarray(d["visitors"], float),
+            "count": lambda d: np.asarray(d["events"], float) / np.asarray(d["visitors"], float),
+            "mean": lambda d: np.asarray(d["sample_mean"], float),
+        }.get(self.spec.metric)
+        if per_visitor is None:
+            return None
+        value = per_visitor(data)
+        return float(np.max(value) - value[names.index(arm)])
 
 
 def prepare(spec: ABSpec, base_dir: Path | None = None, frame: Any = None) -> ABProblem:

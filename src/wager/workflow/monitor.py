@@ -3,8 +3,11 @@
 The recorded run's spec is prepared again with the new window of data in the
 place its data had, and the window is checked against the recorded posterior
 draws (``wager.workflow.predictive.check_new_data``): PIT values, coverage of
-the 50/80/95% predictive intervals against a binomial tolerance, and the log
-predictive density against windows simulated from the fitted process.
+the 50/80/95% predictive intervals against a binomial tolerance, the log
+predictive density against windows simulated from the fitted process, and,
+where the window holds the outcomes of the recorded decision (a domain that
+can read them: ``problem.realized_loss(action, data)``), the loss the decision
+realized against the loss windows from the fitted process would realize.
 
 Where the new data go: a YAML or JSON file of keys (``arms: [...]`` for an A/B
 test, ``data: {...}`` for a model) replaces the spec's own data keys; a table
@@ -14,7 +17,7 @@ test, ``data: {...}`` for a model) replaces the spec's own data keys; a table
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -71,4 +74,22 @@ def monitor(record: Any, new_data: Path, seed: int = 0, alpha: float = 0.01) -> 
     problem = domain_prepare(spec)(spec, base_dir=Path(base_dir) if base_dir else None)
     if problem.model.numpyro_model is None:
         raise SpecError("run", f"model {problem.model.name!r} has no NumPyro model to predict new data with")
-    return check_new_data(problem.model, pooled_draws(record.netcdf()), seed=seed, alpha=alpha)
+    action = record.result.get("action")
+    return check_new_data(
+        problem.model, pooled_draws(record.netcdf()), seed=seed, alpha=alpha,
+        realized_loss=getattr(problem, "realized_loss", None), action=action, expected_loss=expected_loss_of(record.result, action),
+    )
+
+
+def expected_loss_of(result: Mapping[str, Any], action: str | None) -> float | None:
+    """The recorded expected loss of ``action``: an A/B arm's, or a declared action's."""
+    if not action:
+        return None
+    arm = action.partition(" ")[2]
+    if arm and arm in (result.get("arms") or {}):
+        return result["arms"][arm].get("expected_loss")
+    decision = result.get("decision") or {}
+    for row in decision.get("actions", []) if isinstance(decision, Mapping) else []:
+        if row.get("name") == action:
+            return row.get("expected_loss")
+    return None

@@ -296,6 +296,7 @@ class DataCheck:
     """Fraction of simulated windows with a lower LPD than the new one."""
     alpha: float
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    realized: "RealizedLoss | None" = None
 
     @property
     def alert(self) -> bool:
@@ -310,6 +311,8 @@ class DataCheck:
             f"  Log predictive density {self.lpd:.4g}; windows from the fitted process: median {self.lpd_reference[1]:.4g}, "
             f"1% quantile {self.lpd_reference[0]:.4g} (this window is above {self.lpd_quantile:.1%} of them)."
         )
+        if self.realized is not None:
+            out.append("  " + self.realized.line())
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -322,10 +325,49 @@ class DataCheck:
             "lpd_reference": {"q01": self.lpd_reference[0], "median": self.lpd_reference[1], "q99": self.lpd_reference[2]},
             "lpd_quantile": self.lpd_quantile,
             "alpha": self.alpha,
+            "realized_loss": self.realized.to_json() if self.realized is not None else None,
         }
 
 
-def check_new_data(model: Model, draws: Mapping[str, np.ndarray], seed: int, alpha: float = 0.01, windows: int = 200) -> DataCheck:
+@dataclass(frozen=True)
+class RealizedLoss:
+    """What the recorded decision gave up in the new window, against what was expected.
+
+    ``expected`` is the recorded expected loss of the action; ``reference`` the
+    realized loss of windows simulated from the recorded posterior predictive
+    (quantiles 50% and ``1 - alpha``): above the latter, the decision is doing
+    worse than the model said it would.
+    """
+
+    action: str
+    realized: float
+    expected: float | None
+    median: float
+    upper: float
+    quantile: float
+
+    def line(self) -> str:
+        expected = f"expected {self.expected:.4g} when decided; " if self.expected is not None else ""
+        return (
+            f"Realized loss of '{self.action}' in this window: {self.realized:.4g} ({expected}windows from the fitted "
+            f"process: median {self.median:.4g}, upper tolerance {self.upper:.4g})."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "realized": self.realized, "expected": self.expected, "reference_median": self.median,
+                "reference_upper": self.upper, "quantile": self.quantile}
+
+
+def check_new_data(
+    model: Model,
+    draws: Mapping[str, np.ndarray],
+    seed: int,
+    alpha: float = 0.01,
+    windows: int = 200,
+    realized_loss: Any = None,
+    action: str | None = None,
+    expected_loss: float | None = None,
+) -> DataCheck:
     """Check the data in ``model`` (a new window) against posterior ``draws`` of an earlier fit.
 
     ``draws`` are pooled latent draws, shape ``(S, ...)``. Alerts when a coverage
@@ -362,8 +404,17 @@ def check_new_data(model: Model, draws: Mapping[str, np.ndarray], seed: int, alp
     if quantile < alpha:
         reasons.append(f"log predictive density {lpd:.4g} is below {1 - quantile:.1%} of windows simulated from the fitted process")
     q = np.quantile(reference, [0.01, 0.5, 0.99])
+    realized = None
+    if realized_loss is not None and action is not None:
+        observed = realized_loss(action, model.data)
+        if observed is not None:
+            simulated = np.array([realized_loss(action, {**model.data, **{sites[s]: replicated[s][i] for s in sites}}) for i in picked])
+            upper = float(np.quantile(simulated, 1 - alpha))
+            realized = RealizedLoss(action, observed, expected_loss, float(np.median(simulated)), upper, float(np.mean(simulated < observed)))
+            if observed > upper:
+                reasons.append(f"the realized loss of '{action}' ({observed:.4g}) is above {1 - alpha:.0%} of windows simulated from the fitted process")
     return DataCheck(pit=pit, coverage=tuple(coverage), lpd=lpd, lpd_reference=(float(q[0]), float(q[1]), float(q[2])),
-                     lpd_quantile=quantile, alpha=alpha, reasons=tuple(reasons))
+                     lpd_quantile=quantile, alpha=alpha, reasons=tuple(reasons), realized=realized)
 
 
 def _lpd_function(model: Model, draws: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> Any:
