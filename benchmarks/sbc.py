@@ -1,13 +1,14 @@
-"""Full-size simulation-based calibration of the built-in A/B models.
+"""Full-size simulation-based calibration of the built-in models.
 
-N simulations (default 200) per exact model (conversion, count, mean) with
-ranks among 99 posterior draws, on the examples' arm sizes, plus the revenue
-model (NUTS) when ``--revenue N`` is given: each NUTS fit compiles afresh, so
-measure first (``--revenue 2``) and size N from the printed seconds per
-simulation. Prints each result's lines and the wall time; ``--json`` writes the
-results (ranks included) to a file.
+N simulations (default 200) per model, ranks among 99 posterior draws: the
+exact A/B models (conversion, count, mean) on the examples' arm sizes, and the
+NUTS models, the revenue model and the non-centered eight schools example
+(``--nuts N``, default 200; 0 skips them), fanned out on a process pool of
+``--workers`` (each worker compiles a model's sampler once and reuses it).
+Prints each result's lines and the wall time; ``--json`` writes the results
+(ranks included) to a file.
 
-    .venv/bin/python benchmarks/sbc.py --simulations 200 --seed 1 [--revenue 20] [--json out.json]
+    .venv/bin/python benchmarks/sbc.py --simulations 200 --nuts 200 --seed 1 [--json out.json]
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ import json
 import time
 from pathlib import Path
 
+import yaml
+
 from common import machine, now, rewrite_section, versions
 from wager.ab.spec import ABSpec
+from wager.custom.spec import CustomSpec
+from wager.executors import make_executor
 from wager.workflow.sbc import sbc
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 WHY = {"why": "a proper prior, so the prior predictive can be simulated", "source": "benchmark"}
 
@@ -51,6 +58,10 @@ def revenue_spec() -> ABSpec:
     )
 
 
+def eight_schools_spec() -> CustomSpec:
+    return CustomSpec.model_validate(yaml.safe_load((EXAMPLES / "eight_schools_noncentered.yaml").read_text()))
+
+
 def report(out: dict, seed: int) -> str:
     lines = [
         f"Measured {now()} on {machine()}; {', '.join(versions(['wager', 'numpy', 'scipy', 'jax', 'numpyro']))}. Seed {seed}.",
@@ -71,17 +82,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--revenue", type=int, default=0, help="NUTS simulations of the revenue model (0: skip)")
+    parser.add_argument("--nuts", type=int, default=200, help="simulations of each NUTS model (0: skip them)")
+    parser.add_argument("--workers", type=int, default=2, help="process-pool workers for the NUTS models")
     parser.add_argument("--json", default=None)
     parser.add_argument("--doc", type=Path, help="rewrite this markdown file's sbc section")
     args = parser.parse_args()
-    runs = [(name, spec, args.simulations) for name, spec in specs().items()]
-    if args.revenue:
-        runs.append(("revenue", revenue_spec(), args.revenue))
+    runs = [(name, spec, args.simulations, None) for name, spec in specs().items()]
+    if args.nuts:
+        pool = make_executor("process", workers=args.workers)
+        runs += [("revenue", revenue_spec(), args.nuts, pool), ("eight schools (non-centered)", eight_schools_spec(), args.nuts, pool)]
     out = {}
-    for name, spec, n in runs:
+    for name, spec, n, executor in runs:
         start = time.perf_counter()
-        result = sbc(spec, simulations=n, seed=args.seed)
+        result = sbc(spec, simulations=n, seed=args.seed, executor=executor, base_dir=EXAMPLES)
         seconds = time.perf_counter() - start
         print("\n".join(result.lines()))
         print(f"  {name}: {n} simulations in {seconds:.1f} s ({seconds / n:.3f} s each)\n")

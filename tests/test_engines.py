@@ -51,3 +51,44 @@ def test_posterior_converts_to_inference_data_with_chain_and_draw_dimensions():
     assert {"diverging", "energy", "tree_depth"} <= set(idata.sample_stats.data_vars)
     exact = infer(MODEL, InferenceConfig(seed=1, chains=2, draws=300)).to_inference_data()
     assert exact.posterior["rate"].shape == (2, 300, 2) and "sample_stats" not in exact.groups()
+
+
+def _spec(conversions: tuple[int, int]):
+    arms = [{"name": n, "visitors": 2000, "conversions": c} for n, c in zip("AB", conversions)]
+    return prepare(parse_spec({"arms": arms})).model
+
+
+def test_a_model_refitted_to_new_data_reuses_its_compiled_chain_and_carries_nothing_over():
+    from wager.kernel import nuts as engine
+
+    first = infer(_spec((110, 120)), nuts(seed=3, chains=2))
+    other = infer(_spec((300, 90)), nuts(seed=3, chains=2))
+    again = infer(_spec((110, 120)), nuts(seed=3, chains=2))
+    np.testing.assert_array_equal(first["rate"], again["rate"])
+    # the data moved the posterior: rate[0] near 300/2000, not 110/2000
+    assert abs(other["rate"][..., 0].mean() - 300 / 2002) < 0.01
+    assert first.settings["data_as_arguments"] is True
+    compiled = [c for key, c in engine._CHAINS.items() if key[0] is _spec((1, 1)).numpyro_model and key[2] == engine._settings(nuts(seed=3))]
+    assert len(compiled) == 1 and compiled[0].one._cache_size() == 1  # traced and compiled once for all three fits
+
+
+def _reads_its_data_in_python(y, n):
+    import numpyro
+    import numpyro.distributions as dist
+
+    k = int(n.sum())  # a Python int from an array: cannot be traced
+    mu = numpyro.sample("mu", dist.Normal(0, 10))
+    with numpyro.plate("obs", k):
+        numpyro.sample("y", dist.Normal(mu, 1), obs=y[:k])
+
+
+def test_a_model_that_reads_its_data_in_python_is_sampled_with_the_data_as_constants():
+    from wager.kernel.inference import Model
+
+    y = np.array([1.0, 2.0, 3.0, 100.0])
+    model = Model(name="python-reads", numpyro_model=_reads_its_data_in_python, data={"y": y, "n": np.array([1, 2])})
+    post = infer(model, nuts(seed=1, chains=2))
+    assert post.settings["data_as_arguments"] is False
+    # only the first n.sum() = 3 observations enter: the posterior of mu sits near their mean, 2
+    assert abs(post["mu"].mean() - 2.0) < 0.3
+    np.testing.assert_array_equal(post["mu"], infer(model, nuts(seed=1, chains=2))["mu"])

@@ -211,8 +211,7 @@ def normal_mean(y, priors):
 
 
 def test_a_tiny_nuts_sbc_of_a_custom_model_runs_end_to_end(tmp_path):
-    # a smoke test of the NumPyro path (uncondition, NumPyro log-likelihood, thinning);
-    # each NUTS fit compiles afresh (~2 s here), so it is kept to 8 simulations
+    # a smoke test of the NumPyro path (uncondition, NumPyro log-likelihood, thinning)
     (tmp_path / "normal.py").write_text(NORMAL_MODEL)
     spec = CustomSpec.model_validate(
         {
@@ -228,7 +227,6 @@ def test_a_tiny_nuts_sbc_of_a_custom_model_runs_end_to_end(tmp_path):
     assert result.passed, "\n".join(result.lines())
 
 
-@pytest.mark.slow
 def test_revenue_model_passes_a_small_nuts_sbc():
     spec = ABSpec(
         metric="revenue",

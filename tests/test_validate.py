@@ -42,7 +42,6 @@ def test_the_noncentered_model_passes_gates_replay_and_predictive_checks():
     assert statuses == {"gates": "passed", "replay": "passed", "prior predictive": "passed", "predictive": "passed", "sbc": "skipped"}
 
 
-@pytest.mark.slow
 def test_the_noncentered_model_passes_validation_with_calibration():
     code, out = validate(str(EXAMPLES / "eight_schools_noncentered.yaml"), "--sbc", "20", "--json")
     assert code == 0, out

@@ -82,6 +82,14 @@ def _enter_worker(env: Mapping[str, str]) -> None:
     os.environ.update(env)
 
 
+TASKS_PER_WORKER = 100
+"""Tasks a worker process runs before a fresh one replaces it. JAX keeps every
+program it compiles, and a model that cannot take its data as arguments is
+compiled once per fit (``wager.kernel.nuts``); recycling workers bounds what a
+long fan-out can accumulate, at the cost of one more compilation (a
+persistent-cache hit) per 100 tasks."""
+
+
 def _check_workers(workers: int | None) -> int | None:
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SpecError("workers", f"must be a positive integer, got {workers!r}")
@@ -119,6 +127,7 @@ class ProcessPoolExecutor:
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_enter_worker,
             initargs=(worker_env(),),
+            max_tasks_per_child=TASKS_PER_WORKER,
         )
         results: list[Any] = [None] * len(tasks)
         finished = False
@@ -190,7 +199,7 @@ class RayExecutor:
         self._connect(ray, env)
         # The environment also rides on every task, so it holds when someone
         # else initialised Ray without it.
-        remote = ray.remote(num_cpus=1, runtime_env={"env_vars": env})(fn)
+        remote = ray.remote(num_cpus=1, max_calls=TASKS_PER_WORKER, runtime_env={"env_vars": env})(fn)
         limit = self.workers or len(tasks)
         results: list[Any] = [None] * len(tasks)
         position_of: dict[Any, int] = {}

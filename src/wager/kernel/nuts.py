@@ -4,13 +4,36 @@ Each chain runs from its own key ``PRNGKey(chain_seeds[c])``, so a chain's draws
 depend on the run seed and the chain's index only, not on how many chains run.
 Chains run one after the other (``chain_method="sequential"``) or vectorised in
 one call; the method is recorded because the two give different draws.
+
+**One compiled chain per model.** wager drives NumPyro's NUTS kernel
+(``numpyro.infer.hmc.hmc`` with ``initialize_model(..., dynamic_args=True)``)
+itself: one jitted function runs a whole chain (initial point by
+``init_to_uniform``, warmup with step-size and diagonal mass-matrix adaptation,
+then the kept draws, constrained), with the data's arrays as its arguments and
+everything else (priors, Python numbers, strings) bound into the model. The
+compiled chain is kept per model function, constants and sampler settings, so
+fitting the same model to new data of the same shapes (SBC, replays,
+monitoring, rolling forecast origins) neither traces nor compiles again.
+``MCMC.run`` in NumPyro 0.22 compiles its sampling loop again on every call
+and never frees the old code: 64 MB per fit of the revenue model, enough to
+kill a worker process after a few dozen SBC simulations.
+
+A model that reads an array's values in Python (``int(n)``,
+``if y.sum() > 0``) cannot take its data as traced arguments; it is compiled
+with its data as constants, once per fit and not kept. Which way a model runs
+depends on the model only, so a run and its replay take the same path and
+give the same bits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -18,7 +41,6 @@ from wager.kernel.inference import InferenceConfig, Model, ProgressFn
 from wager.kernel.posterior import Posterior
 from wager.kernel.seeds import chain_seeds
 
-EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size")
 
 
 def compilation_cache_dir() -> Path:
@@ -58,51 +80,22 @@ def run_nuts(
     numerics = configure_jax()
 
     import jax
-    from numpyro.infer import MCMC, NUTS
 
     seeds = chain_seeds(config.seed, config.chains)
-    kernel = NUTS(
-        model.numpyro_model,
-        target_accept_prob=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-    )
-    label = f"NUTS chains ({config.warmup} warmup + {config.draws} draws each)"
-    if config.chain_method == "vectorized":
-        mcmc = MCMC(
-            kernel,
-            num_warmup=config.warmup,
-            num_samples=config.draws,
-            num_chains=config.chains,
-            chain_method="vectorized",
-            progress_bar=False,
-        )
-        keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
-        if progress:
-            progress(f"{label}, {config.chains} chains vectorised", 0, 1)
-        mcmc.run(keys if config.chains > 1 else keys[0], extra_fields=EXTRA_FIELDS, **dict(model.data))
-        samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-        if progress:
-            progress(f"{label}, {config.chains} chains vectorised", 1, 1)
-    else:
-        # One chain at a time through one MCMC object: the compiled sampler is
-        # reused after the first chain, and progress can be shown per chain.
-        mcmc = MCMC(kernel, num_warmup=config.warmup, num_samples=config.draws, num_chains=1, progress_bar=False)
-        per_chain: list[tuple[dict, dict]] = []
-        for chain, seed in enumerate(seeds):
-            if progress:
-                progress(label, chain, config.chains)
-            mcmc.run(jax.random.PRNGKey(seed), extra_fields=EXTRA_FIELDS, **dict(model.data))
-            per_chain.append(
-                (
-                    {k: np.asarray(v) for k, v in mcmc.get_samples().items()},
-                    {k: np.asarray(v) for k, v in mcmc.get_extra_fields().items()},
-                )
-            )
-        if progress:
-            progress(label, config.chains, config.chains)
-        samples = {k: np.stack([c[0][k] for c in per_chain]) for k in per_chain[0][0]}
-        extra = {k: np.stack([c[1][k] for c in per_chain]) for k in per_chain[0][1]}
+    arrays, constants = split_data(model.data)
+    key = (model.numpyro_model, _constants_key(constants), _settings(config))
+    traced = key not in _UNTRACEABLE
+    if traced:
+        try:
+            chain = _compiled_chain(key, model.numpyro_model, constants, arrays, config)
+            samples, extra = _sample(chain, config, seeds, arrays, progress)
+        except jax.errors.JAXTypeError:
+            _UNTRACEABLE.add(key)
+            traced = False
+    if not traced:
+        # the model reads its data's values in Python: bind them as constants
+        chain = _Chain(model.numpyro_model, dict(model.data), {}, config)
+        samples, extra = _sample(chain, config, seeds, {}, progress)
 
     stats = {
         "diverging": extra["diverging"].astype(bool),
@@ -111,7 +104,7 @@ def run_nuts(
         # a tree of depth d takes at most 2**d - 1 leapfrog steps (Hoffman & Gelman 2014)
         "tree_depth": np.ceil(np.log2(extra["num_steps"] + 1)).astype(int),
         "acceptance_rate": extra["accept_prob"],
-        "step_size": extra["adapt_state.step_size"],
+        "step_size": extra["step_size"],
     }
     return Posterior(
         draws=samples,
@@ -127,6 +120,157 @@ def run_nuts(
             "target_accept": config.target_accept,
             "max_tree_depth": config.max_tree_depth,
             "chain_method": config.chain_method,
+            "data_as_arguments": traced,
             **numerics,
         },
     )
+
+
+def _sample(
+    chain: "_Chain", config: InferenceConfig, seeds: list[int], arrays: Mapping[str, Any], progress: ProgressFn | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run every chain; draws and stats stacked ``(chains, draws, ...)``."""
+    import jax
+
+    label = f"NUTS chains ({config.warmup} warmup + {config.draws} draws each)"
+    keys = [jax.random.PRNGKey(s) for s in seeds]
+    if config.chain_method == "vectorized":
+        if progress:
+            progress(f"{label}, {config.chains} chains vectorised", 0, 1)
+        samples, extra = chain.vectorized(jax.numpy.stack(keys), arrays)
+        if progress:
+            progress(f"{label}, {config.chains} chains vectorised", 1, 1)
+        return _numpy(samples), _numpy(extra)
+    per_chain = []
+    for index, key in enumerate(keys):
+        if progress:
+            progress(label, index, config.chains)
+        per_chain.append(tuple(_numpy(part) for part in chain.one(key, arrays)))
+    if progress:
+        progress(label, config.chains, config.chains)
+    samples = {k: np.stack([c[0][k] for c in per_chain]) for k in per_chain[0][0]}
+    extra = {k: np.stack([c[1][k] for c in per_chain]) for k in per_chain[0][1]}
+    return samples, extra
+
+
+def _numpy(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in tree.items()}
+
+
+# --- compiled chains, kept per model ------------------------------------------
+
+
+def split_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model's keyword data as (numeric arrays, which become arguments of the compiled chain; the rest)."""
+    arrays, constants = {}, {}
+    for name, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            arrays[name] = value
+        else:
+            constants[name] = value
+    return arrays, constants
+
+
+class _Chain:
+    """One NUTS chain of a model as a jitted function of ``(rng_key, arrays)``.
+
+    ``one`` runs a chain; ``vectorized`` runs a chain per key in one call.
+    Tracing happens on the first call; a call with arrays of the same shapes
+    and dtypes reuses the compiled code.
+    """
+
+    def __init__(self, fn: Callable, constants: Mapping[str, Any], example: Mapping[str, Any], config: InferenceConfig) -> None:
+        import jax
+        from numpyro.infer.hmc import hmc
+        from numpyro.infer.util import ParamInfo, find_valid_initial_params, init_to_uniform, initialize_model
+
+        bound = _Bound(fn, dict(constants))
+        prototype, potential_gen, postprocess_gen, _ = initialize_model(
+            jax.random.PRNGKey(0), bound, model_kwargs=dict(example), dynamic_args=True
+        )
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+        warmup, draws = config.warmup, config.draws
+
+        def run_chain(rng_key: Any, arrays: Mapping[str, Any]) -> tuple[dict, dict]:
+            key_init, key_run = jax.random.split(rng_key)
+            # a finite starting point (z, potential energy, gradient); if none is found in 100 tries
+            # the chain diverges from its first step and the gates block the run
+            found, _ = find_valid_initial_params(
+                key_init, bound, init_strategy=init_to_uniform, model_kwargs=arrays, prototype_params=prototype.z
+            )
+            state = init_kernel(
+                ParamInfo(*found),
+                num_warmup=warmup,
+                target_accept_prob=config.target_accept,
+                max_tree_depth=config.max_tree_depth,
+                model_kwargs=arrays,
+                rng_key=key_run,
+            )
+            step = lambda state, _: (sample_kernel(state, model_kwargs=arrays), None)  # noqa: E731
+            state, _ = jax.lax.scan(step, state, None, length=warmup)
+
+            def keep(state: Any, _: Any) -> tuple[Any, tuple]:
+                state = sample_kernel(state, model_kwargs=arrays)
+                fields = {
+                    "diverging": state.diverging,
+                    "energy": state.energy,
+                    "num_steps": state.num_steps,
+                    "accept_prob": state.accept_prob,
+                    "step_size": state.adapt_state.step_size,
+                }
+                return state, (state.z, fields)
+
+            _, (z, extra) = jax.lax.scan(keep, state, None, length=draws)
+            constrained = jax.vmap(postprocess_gen(**arrays))(z)
+            return constrained, extra
+
+        self.one = jax.jit(run_chain)
+        self.vectorized = jax.jit(jax.vmap(run_chain, in_axes=(0, None)))
+
+
+_CHAINS: OrderedDict[tuple, _Chain] = OrderedDict()
+_UNTRACEABLE: set[tuple] = set()
+_CHAINS_LOCK = threading.Lock()
+CHAINS_KEPT = 8
+"""How many compiled chains a process keeps (least recently used dropped first)."""
+
+
+def _compiled_chain(key: tuple, fn: Callable, constants: Mapping[str, Any], arrays: Mapping[str, Any], config: InferenceConfig) -> _Chain:
+    with _CHAINS_LOCK:
+        chain = _CHAINS.get(key)
+        if chain is not None:
+            _CHAINS.move_to_end(key)
+            return chain
+    chain = _Chain(fn, constants, arrays, config)
+    with _CHAINS_LOCK:
+        _CHAINS[key] = chain
+        while len(_CHAINS) > CHAINS_KEPT:
+            _CHAINS.popitem(last=False)
+    return chain
+
+
+def _settings(config: InferenceConfig) -> tuple:
+    return (config.warmup, config.draws, config.target_accept, config.max_tree_depth)
+
+
+def _constants_key(constants: Mapping[str, Any]) -> tuple:
+    """A key that tells constants apart: arrays by their bytes (``repr`` elides long ones), the rest by ``repr``."""
+    out = []
+    for name, value in sorted(constants.items()):
+        if isinstance(value, np.ndarray):
+            digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+            out.append((name, str(value.dtype), value.shape, digest))
+        else:
+            out.append((name, repr(value)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """``fn`` with its constant keyword data bound; called with the array data."""
+
+    fn: Callable
+    constants: Mapping[str, Any]
+
+    def __call__(self, **arrays: Any) -> Any:
+        return self.fn(**arrays, **self.constants)
