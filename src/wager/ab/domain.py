@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from wager.ab.data import arms_from_table, read_table
+from wager.ab.data import arms_from_table
+from wager.tables import read_table
 from wager.ab.decide import Estimate, expected_loss_rule, flip_points, summarize, units
 from wager.ab.models import PRIOR_SITES, build_model, priors_for
 from wager.ab.spec import ABSpec

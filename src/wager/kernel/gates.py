@@ -3,6 +3,8 @@
 Defaults follow Vehtari et al. (2021) and the Stan manual: rank-normalised
 split R-hat < 1.01, bulk and tail ESS >= 400, no post-warmup divergence,
 E-BFMI >= 0.3 in every chain, no transition that saturated the tree depth.
+Variational posteriors pass one gate instead: the Pareto shape ``k_hat`` of
+their importance ratios (PSIS; Yao et al. 2018) below 0.7.
 Gates read raw floats from ``Diagnostics``, never formatted text. An undefined
 diagnostic (NaN) fails its gate.
 """
@@ -29,6 +31,7 @@ class GatePolicy(BaseModel):
     max_divergences: int = Field(default=0, ge=0)
     min_bfmi: float = Field(default=0.3, ge=0)
     max_tree_depth_hits: int = Field(default=0, ge=0)
+    max_pareto_k: float = Field(default=0.7, gt=0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ def check(posterior: Posterior, policy: GatePolicy) -> tuple[GateReport, Diagnos
             GateReport(gates=(), applicable=False, note="independent draws from the exact posterior: no Markov chain to converge"),
             None,
         )
+    if posterior.engine == "vi":
+        k_hat = posterior.settings.get("pareto_k", math.nan)
+        gate = _gate("pareto_k", k_hat, policy.max_pareto_k, "<", "PSIS of the variational draws")
+        return GateReport(gates=(gate,), note="variational draws: checked by PSIS Pareto-k, not by convergence diagnostics"), None
     max_depth = posterior.settings.get("max_tree_depth")
     diag = diagnose(posterior, max_tree_depth=max_depth)
     worst_rhat = max(diag.variables, key=lambda n: _nan_high(diag.variables[n].rhat))

@@ -24,7 +24,7 @@ class InferenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: Literal["auto", "exact", "nuts"] = "auto"
+    engine: Literal["auto", "exact", "nuts", "vi"] = "auto"
     seed: int = Field(default=20240101, ge=0, lt=2**63)
     chains: int = Field(default=4, ge=1, le=64)
     draws: int = Field(default=1000, ge=10, le=1_000_000)
@@ -33,6 +33,10 @@ class InferenceConfig(BaseModel):
     max_tree_depth: int = Field(default=10, ge=1, le=20)
     # NumPyro's "vectorized" and "sequential" give different draws for one key.
     chain_method: Literal["sequential", "vectorized"] = "sequential"
+    # variational inference (engine "vi"): optimisation steps, Adam's first step size, ELBO particles
+    vi_steps: int = Field(default=3000, ge=10, le=1_000_000)
+    vi_learning_rate: float = Field(default=0.02, gt=0, le=1)
+    vi_particles: int = Field(default=1, ge=1, le=64)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,9 @@ class Model:
     identity: bump it when a built-in model's mathematics changes.
     ``log_likelihood(draws)``, when present, is the data's log-likelihood at each
     posterior draw, shape ``(chains, draws)``, in NumPy: diagnostics (power-scaling
-    sensitivity) then need neither JAX nor a NumPyro trace.
+    sensitivity) then need neither JAX nor a NumPyro trace. ``vi_reason``, when
+    set, makes ``engine="auto"`` run variational inference and says why (a
+    domain sets it for problems too large for NUTS in reasonable time).
     """
 
     name: str
@@ -54,6 +60,7 @@ class Model:
     exact: Callable[[], ExactPosterior] | None = None
     version: str = "1"
     log_likelihood: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
+    vi_reason: str | None = None
 
 
 class EngineError(RuntimeError):
@@ -69,6 +76,10 @@ def infer(model: Model, config: InferenceConfig, progress: ProgressFn | None = N
     engine, reason = choose_engine(model, config.engine)
     if engine == "exact":
         return run_exact(model, config, reason)
+    if engine == "vi":
+        from wager.kernel.vi import run_vi
+
+        return run_vi(model, config, reason, progress)
     from wager.kernel.nuts import run_nuts
 
     return run_nuts(model, config, reason, progress)
@@ -80,14 +91,16 @@ def choose_engine(model: Model, requested: str) -> tuple[str, str]:
         if model.exact is None:
             raise EngineError(f"model {model.name!r} has no exact (conjugate) update; use nuts")
         return "exact", "requested: exact conjugate update"
-    if requested == "nuts":
+    if requested in ("nuts", "vi"):
         if model.numpyro_model is None:
-            raise EngineError(f"model {model.name!r} has no NumPyro model to sample")
-        return "nuts", "requested: NUTS"
+            raise EngineError(f"model {model.name!r} has no NumPyro model to {'sample' if requested == 'nuts' else 'fit'}")
+        return requested, f"requested: {'NUTS' if requested == 'nuts' else 'variational inference (gated by PSIS Pareto-k)'}"
     if model.exact is not None:
         return "exact", "auto: the model is conjugate, so the exact update is cheapest and has no sampling error in its closed forms"
     if model.numpyro_model is None:
         raise EngineError(f"model {model.name!r} has neither an exact update nor a NumPyro model")
+    if model.vi_reason:
+        return "vi", f"auto: {model.vi_reason}"
     return "nuts", "auto: no conjugate form for this model, so NUTS (gated by convergence diagnostics)"
 
 

@@ -27,6 +27,8 @@ from, so ``wager replay`` can run it again.
 
 from __future__ import annotations
 
+import dataclasses
+
 import getpass
 import hashlib
 import os
@@ -78,6 +80,12 @@ def data_digest(data: Mapping[str, Any]) -> dict[str, Any]:
     for name in sorted(data):
         value = data[name]
         if isinstance(value, Prior) or value is None:
+            continue
+        if isinstance(value, Mapping) and value and all(isinstance(v, Prior) for v in value.values()):
+            continue  # priors handed to the model as one argument: the identity holds them
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # a model's static layout (sizes, scales): hashed as canonical JSON
+            columns[name] = {"constant": sha256(canonical_json(dataclasses.asdict(value)))}
             continue
         array = canonical_array(value)
         if array.dtype == object:

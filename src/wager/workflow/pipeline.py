@@ -43,6 +43,10 @@ def domain_prepare(spec: BaseModel) -> Callable[..., Problem]:
         from wager.custom.domain import prepare
 
         return prepare
+    if domain == "forecast":
+        from wager.forecast.domain import prepare
+
+        return prepare
     raise SpecError("domain", f"unknown domain {domain!r}")
 
 

@@ -19,8 +19,9 @@ def schemas() -> dict[str, type[BaseModel]]:
     """Domain name -> spec schema."""
     from wager.ab.spec import ABSpec
     from wager.custom.spec import CustomSpec
+    from wager.forecast.spec import ForecastSpec
 
-    return {"ab": ABSpec, "model": CustomSpec}
+    return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec}
 
 
 def schema_for(payload: Any) -> type[BaseModel]:

@@ -1,0 +1,258 @@
+"""A panel forecast as a problem on the shared path: the model for the engines,
+forecast distributions from the posterior, and the decisions on them.
+
+``ForecastProblem.paths(posterior)`` runs the model forward from (an evenly
+thinned subset of) the posterior draws, one sample path per draw and series,
+on the data's scale. Quantiles, aggregates and decisions all read those paths,
+so a total is the sum of its parts draw by draw (coherent), and an order is
+the critical-fractile quantile of the same distribution the bands show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
+import numpy as np
+
+from wager.forecast.data import Panel, choose_transform, transform
+from wager.forecast.decide import capacity, newsvendor
+from wager.forecast.model import LIKELIHOODS, Layout, default_priors, forecast_model
+from wager.kernel.digits import fmt
+from wager.kernel.inference import Model
+from wager.kernel.outcome import Outcome
+from wager.kernel.posterior import Posterior
+from wager.kernel.priors import Prior
+
+NUTS_MAX_SERIES = 40
+"""``engine="auto"`` runs NUTS up to this many series and SVI above it."""
+QUANTILES = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
+PATH_DRAWS = 1000
+"""Forecast paths are drawn from at most this many posterior draws (evenly thinned)."""
+CHUNK = 100
+"""Posterior draws run forward at once (bounds memory)."""
+
+
+@dataclass(frozen=True)
+class Newsvendor:
+    under: float
+    over: float
+
+
+@dataclass(frozen=True)
+class CapacityPolicy:
+    level: float
+    unit_cost: float = 0.0
+    shortage_cost: float = 0.0
+
+
+@dataclass
+class ForecastProblem:
+    """Everything the shared path needs from a forecast, built from a ``Panel``."""
+
+    panel: Panel
+    likelihood: str = "normal"
+    transform: str = "auto"
+    prior_overrides: Mapping[str, Prior] = field(default_factory=dict)
+    newsvendor: Newsvendor | None = None
+    capacity: CapacityPolicy | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            from wager.errors import SpecError
+
+            raise SpecError("likelihood", f"must be one of {', '.join(LIKELIHOODS)}; got {self.likelihood!r}")
+        counts = self.likelihood in ("negbin", "zinb")
+        self.transform, self.transform_reason = choose_transform(self.panel.values, self.transform, counts)
+
+    @cached_property
+    def layout(self) -> Layout:
+        observed = self.panel.values[self.panel.observed]
+        codes, levels = self.panel.group_index()
+        if self.likelihood in ("negbin", "zinb"):
+            center, scale = float(np.log(max(observed.mean(), 1e-3))), 1.0
+        else:
+            t = transform(observed, self.transform)
+            center, scale = float(np.median(t)), float(np.std(t)) or 1.0
+        return Layout(
+            period=self.panel.period,
+            groups=self.panel.groups,
+            levels=levels,
+            likelihood=self.likelihood,
+            transform=self.transform,
+            center=center,
+            scale=scale,
+            regressors=self.panel.regressors,
+        )
+
+    @cached_property
+    def priors(self) -> dict[str, Prior]:
+        from wager.errors import SpecError
+
+        defaults = default_priors(self.layout)
+        unknown = set(self.prior_overrides) - set(defaults)
+        if unknown:
+            raise SpecError(f"priors.{sorted(unknown)[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
+        return {**defaults, **self.prior_overrides}
+
+    def arrays(self) -> dict[str, Any]:
+        """The model's keyword data."""
+        values, mask = self.panel.values, self.panel.observed
+        layout = self.layout
+        if layout.counts:
+            z = np.where(mask, values, 0.0)
+        else:
+            z = np.where(mask, (transform(np.where(mask, values, 1.0), self.transform) - layout.center) / layout.scale, 0.0)
+        data: dict[str, Any] = {
+            "z": z,
+            "mask": mask.astype(float),
+            "groups": self.panel.group_index()[0],
+            "layout": layout,
+            "priors": self.priors,
+        }
+        if self.panel.regressors:
+            data["x"] = self.panel.x
+        return data
+
+    @cached_property
+    def model(self) -> Model:
+        n = self.panel.n_series
+        vi_reason = None
+        if n > NUTS_MAX_SERIES:
+            vi_reason = (
+                f"{n} series (> {NUTS_MAX_SERIES}): NUTS over this many series' parameters takes too long, "
+                "so SVI, gated by PSIS Pareto-k"
+            )
+        return Model(name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=self.arrays(), version="1", vi_reason=vi_reason)
+
+    # --- forecast distributions ------------------------------------------------
+
+    def paths(self, posterior: Posterior, max_draws: int = PATH_DRAWS, seed: int | None = None) -> np.ndarray:
+        """Sample paths ``(draws, series, horizon)`` on the data's scale."""
+        import jax
+        from numpyro.infer import Predictive
+
+        total = posterior.chains * posterior.draws_per_chain
+        pick = np.unique(np.linspace(0, total - 1, min(total, max_draws)).round().astype(int))
+        flat = {k: posterior.flat(k)[pick] for k in posterior.draws}
+        data = self.arrays()
+        key = jax.random.PRNGKey(self.seed if seed is None else seed)
+        out = []
+        for start in range(0, len(pick), CHUNK):
+            part = {k: v[start : start + CHUNK] for k, v in flat.items()}
+            predictive = Predictive(forecast_model, posterior_samples=part, return_sites=["paths"])
+            out.append(np.asarray(predictive(jax.random.fold_in(key, start), **data, horizon=self.panel.horizon)["paths"]))
+        paths = np.concatenate(out)
+        if not np.isfinite(paths).all():
+            raise FloatingPointError("a forecast path is not finite")
+        return paths
+
+    def aggregates(self, paths: np.ndarray) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Sums of paths up the hierarchy: per level of each grouping column, and the total.
+        Each value is ``(labels, paths (draws, levels, horizon))``."""
+        out = {"total": (["total"], paths.sum(axis=1, keepdims=True))}
+        for column in self.panel.groups:
+            labels = self.panel.keys[column].to_numpy()
+            names = sorted(set(labels))
+            out[column] = (names, np.stack([paths[:, labels == n].sum(axis=1) for n in names], axis=1))
+        return out
+
+    # --- the decision ---------------------------------------------------------
+
+    def decide(self, posterior: Posterior) -> Outcome:
+        paths = self.paths(posterior)
+        return self.outcome(paths)
+
+    def outcome(self, paths: np.ndarray) -> Outcome:
+        panel = self.panel
+        labels = panel.labels()
+        horizon = [f"{t:%Y-%m-%d}" for t in panel.future]
+        q = np.quantile(paths, QUANTILES, axis=0)  # (quantiles, series, horizon)
+        se_median = _quantile_se(paths, 0.5)
+        history = panel.observed.sum(axis=1)
+        series = []
+        for i, label in enumerate(labels):
+            series.append({
+                "series": dict(zip(panel.groups, panel.keys.iloc[i].tolist())),
+                "observations": int(history[i]),
+                "quantiles": {f"{p:g}": q[j, i].tolist() for j, p in enumerate(QUANTILES)},
+            })
+        summary: dict[str, Any] = {
+            "horizon": horizon,
+            "frequency": panel.freq,
+            "period": panel.period,
+            "likelihood": self.likelihood,
+            "transform": self.transform,
+            "transform_reason": self.transform_reason,
+            "forecast_draws": int(paths.shape[0]),
+            "series": series,
+        }
+        aggregates = self.aggregates(paths)
+        summary["aggregates"] = {
+            name: [
+                {"label": lab, "quantiles": {f"{p:g}": np.quantile(agg[:, j], p, axis=0).tolist() for p in QUANTILES}}
+                for j, lab in enumerate(names)
+            ]
+            for name, (names, agg) in aggregates.items()
+        }
+        lines = [
+            f"Forecast of {panel.n_series} series, {panel.horizon} periods ahead ({horizon[0]} to {horizon[-1]}), "
+            f"{paths.shape[0]} sample paths each; {self.transform_reason}.",
+        ]
+        total = aggregates["total"][1][:, 0]
+        t_se = _quantile_se(total[:, None], 0.5)[0]
+        lo, med, hi = np.quantile(total, [0.1, 0.5, 0.9], axis=0)
+        lines.append(
+            f"Total {panel.value} in the first period: {fmt(med[0], t_se)} "
+            f"(80% interval {fmt(lo[0], t_se)} to {fmt(hi[0], t_se)})."
+        )
+        cold = np.flatnonzero(history == 0)
+        if len(cold):
+            lines.append(f"{len(cold)} series without history get the forecast their place in the hierarchy implies: {', '.join(labels[i] for i in cold[:5])}.")
+        action = "forecast"
+        if self.newsvendor is not None:
+            orders = newsvendor(paths, self.newsvendor.under, self.newsvendor.over)
+            summary["newsvendor"] = {
+                "under": self.newsvendor.under,
+                "over": self.newsvendor.over,
+                "critical_fractile": orders.fractile,
+                "orders": [
+                    {"series": labels[i], "quantity": orders.quantity[i].tolist(), "expected_cost": orders.expected_cost[i].tolist(), "expected_cost_se": orders.cost_se[i].tolist()}
+                    for i in range(panel.n_series)
+                ],
+                "total_expected_cost": float(orders.expected_cost.sum()),
+            }
+            lines.append(
+                f"Order the {orders.fractile:.3g} quantile of each series' demand (under-stock {self.newsvendor.under:g}, "
+                f"over-stock {self.newsvendor.over:g} per unit); expected cost over all series and periods "
+                f"{fmt(float(orders.expected_cost.sum()), float(np.sqrt((orders.cost_se**2).sum())))}."
+            )
+            action = "order"
+        if self.capacity is not None:
+            cap = capacity(paths, self.capacity.level, self.capacity.unit_cost, self.capacity.shortage_cost)
+            summary["capacity"] = {
+                "level": cap.level,
+                "unit_cost": self.capacity.unit_cost,
+                "shortage_cost": self.capacity.shortage_cost,
+                "per_series": [
+                    {"series": labels[i], "capacity": cap.capacity[i].tolist(), "expected_cost": cap.expected_cost[i].tolist(),
+                     "expected_shortfall": cap.expected_shortfall[i].tolist(), "exceed_probability": cap.exceed_probability[i].tolist()}
+                    for i in range(panel.n_series)
+                ],
+            }
+            lines.append(f"Capacity at the {cap.level:g} quantile of each series' demand; expected cost {fmt(float(cap.expected_cost.sum()), float(np.sqrt((cap.cost_se**2).sum())))}.")
+            if action == "forecast":
+                action = "provision"
+        summary["median_se_max"] = float(se_median.max())
+        return Outcome(action=action, summary=summary, lines=lines)
+
+
+def _quantile_se(paths: np.ndarray, p: float) -> np.ndarray:
+    """Monte Carlo standard error of the ``p``-quantile per trailing index, from
+    the order statistics ``sqrt(p (1 - p) / S)`` apart in probability either side."""
+    s = paths.shape[0]
+    d = np.sqrt(p * (1 - p) / s)
+    lo, hi = np.quantile(paths, [max(p - d, 0.0), min(p + d, 1.0)], axis=0)
+    return (hi - lo) / 2

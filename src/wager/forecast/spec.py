@@ -1,0 +1,88 @@
+"""The forecasting spec: a panel of series, the horizon, the likelihood, and
+what a forecast is for (orders, capacity).
+
+.. code-block:: yaml
+
+    domain: forecast
+    name: trips per region
+    data:
+      path: trips.csv          # long table, relative to the spec file's folder
+      time: Quarter
+      group: [State, Region, Purpose]
+      value: Trips
+      regressors: []           # columns with values at every time, forecast window included
+      events: events.csv       # optional: time, event[, grouping columns]
+    horizon: 8
+    likelihood: normal         # normal | student_t (transformed scale) | negbin | zinb (counts)
+    transform: auto            # auto | log | log1p | identity
+    priors: {}                 # overrides of the documented defaults, by name
+    decision:
+      newsvendor: {under: 3, over: 1}
+      capacity: {level: 0.95, unit_cost: 1, shortage_cost: 10}
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wager.kernel.gates import GatePolicy
+from wager.kernel.inference import InferenceConfig
+from wager.kernel.priors import Prior
+
+
+class PanelSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Optional[str] = None
+    time: str = Field(min_length=1)
+    group: list[str] = Field(min_length=1)
+    value: str = Field(min_length=1)
+    regressors: list[str] = Field(default_factory=list)
+    events: Optional[str] = None
+
+    @field_validator("group", "regressors", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+class NewsvendorPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    under: float = Field(gt=0, allow_inf_nan=False, description="cost per unit of demand not met")
+    over: float = Field(gt=0, allow_inf_nan=False, description="cost per unit ordered and not sold")
+
+
+class CapacitySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: float = Field(ge=0.5, lt=1)
+    unit_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    shortage_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
+class ForecastDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    newsvendor: Optional[NewsvendorPolicy] = None
+    capacity: Optional[CapacitySpec] = None
+
+
+class ForecastSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: Literal["forecast"] = "forecast"
+    name: str = "forecast"
+    data: PanelSource
+    horizon: int = Field(gt=0, le=10_000)
+    period: Optional[int] = Field(default=None, ge=2, le=366)
+    likelihood: Literal["normal", "student_t", "negbin", "zinb"] = "normal"
+    transform: Literal["auto", "log", "log1p", "identity"] = "auto"
+    priors: dict[str, Prior] = Field(default_factory=dict)
+    decision: ForecastDecision = Field(default_factory=ForecastDecision)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    gates: GatePolicy = Field(default_factory=GatePolicy)
