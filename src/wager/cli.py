@@ -297,7 +297,7 @@ def main() -> None:
         gc.freeze()
 
 
-from wager import cli_registry, cli_validate  # noqa: E402,F401  (register their commands)
+from wager import cli_forecast, cli_registry, cli_validate  # noqa: E402,F401  (register their commands)
 
 if __name__ == "__main__":
     # `python -m wager.cli`: run the imported module's app, on which cli_registry

@@ -256,12 +256,12 @@ def _regular_grid(stamps: pd.DatetimeIndex, field: str) -> tuple[pd.DatetimeInde
     """The regular grid the stamps lie on, and its pandas frequency alias."""
     if len(stamps) < 3:
         raise SpecError(field, "at least 3 distinct time stamps are needed to tell the frequency")
-    freq = pd.infer_freq(stamps)
+    freq = _infer_freq(stamps)
     if freq is None:
         # a gap in the union (every series missing at once) still lies on a grid:
         # try the frequency of the two smallest steps
         for i in range(len(stamps) - 2):
-            freq = pd.infer_freq(stamps[i : i + 3])
+            freq = _infer_freq(stamps[i : i + 3])
             if freq is not None:
                 break
         if freq is None:
@@ -272,3 +272,13 @@ def _regular_grid(stamps: pd.DatetimeIndex, field: str) -> tuple[pd.DatetimeInde
             raise SpecError(field, f"the time stamps are not on a regular grid: {odd:%Y-%m-%d %H:%M} is off the {freq} grid")
         return grid, freq
     return pd.date_range(stamps[0], stamps[-1], freq=freq), freq
+
+
+def _infer_freq(stamps: pd.DatetimeIndex) -> str | None:
+    """pandas' frequency alias of the stamps, or None (as a string on every pandas version)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
+        freq = pd.infer_freq(stamps)
+    return getattr(freq, "freqstr", freq)

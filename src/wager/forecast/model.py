@@ -102,7 +102,6 @@ def default_priors(layout: Layout) -> dict[str, Prior]:
         "gamma_logit": p("normal", "Seasonal smoothing a small share of 1 - alpha (logit -2: 12%); patterns move slowly.", loc=-2.0, scale=1.0),
         "phi_logit": p("normal", "Damping spread across (0.8, 0.98), the range Hyndman et al. recommend.", loc=0.0, scale=1.5),
         "smoothing_group_sd": p("half_normal", "Groups' smoothing parameters differ by up to about one unit on the logit scale.", scale=0.5),
-        "smoothing_series_sd": p("half_normal", "A series' smoothing parameters differ from its groups' by a fraction of a unit on the logit scale.", scale=0.3),
         "sigma_log_mean": p("normal", "One-step noise around a third of the panel's spread (log 0.3), within a factor of e either way.", loc=float(np.log(0.3)), scale=1.0),
         "sigma_group_sd": p("half_normal", "Groups' noise levels differ by up to a factor of about e.", scale=0.5),
         "sigma_series_sd": p("half_normal", "Series' noise levels differ from their groups' by up to a factor of about e.", scale=0.5),
@@ -163,7 +162,7 @@ def forecast_model(
         return total
 
     logit = {
-        name: pooled(name, prior(f"{name}_logit"), "smoothing_group_sd", series_sd="smoothing_series_sd")
+        name: pooled(name, prior(f"{name}_logit"), "smoothing_group_sd")
         for name in ("alpha", "beta", "gamma", "phi")
     }
     alpha = _sigmoid(logit["alpha"])
@@ -183,6 +182,10 @@ def forecast_model(
     )
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
 
+    if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
+        for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("phi", phi), ("sigma", sigma)):
+            numpyro.deterministic(name, v)
+
     shift = jnp.zeros((n_series, n_time + horizon))
     if layout.regressors:
         coef = prior("coef", (len(layout.regressors),))
@@ -190,15 +193,15 @@ def forecast_model(
     params = Smoothing(alpha, beta, gamma, phi, layout.period)
 
     if layout.likelihood == "normal":
-        a, A, stats = affine_filter(z, mask, shift[:, :n_time], params)
-        loglik, post_mean, post_chol = marginal_normal(stats, init_mean, init_var, sigma)
+        a, A, stats = compiled(affine_filter)(z, mask, shift[:, :n_time], params)
+        loglik, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
         numpyro.factor("loglik", loglik.sum())
         if horizon > 0:
             eps = numpyro.sample("init_noise", dist.Normal(0.0, 1.0).expand((n_series, n_init)))
             u = post_mean + _solve_upper(post_chol, eps)
             state = a + jnp.einsum("nkp,np->nk", A, u)
             noise = numpyro.sample("future_noise", dist.Normal(0.0, 1.0).expand((n_series, horizon)))
-            paths = simulate_gaussian(state, params, shift[:, n_time:], sigma[:, None] * noise)
+            paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
             numpyro.deterministic("paths", back_transform(paths, layout))
         return
 
@@ -206,22 +209,22 @@ def forecast_model(
     u = init_mean + jnp.sqrt(init_var) * u_z
     if layout.likelihood == "student_t":
         df = prior("df")
-        state, loglik = explicit_filter_t(z, mask, shift[:, :n_time], params, u, sigma, df)
+        state, loglik = compiled(explicit_filter_t)(z, mask, shift[:, :n_time], params, u, sigma, df)
         numpyro.factor("loglik", loglik.sum())
         if horizon > 0:
             noise = numpyro.sample("future_noise", dist.StudentT(df).expand((n_series, horizon)))
-            paths = simulate_gaussian(state, params, shift[:, n_time:], sigma[:, None] * noise)
+            paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
             numpyro.deterministic("paths", back_transform(paths, layout))
         return
 
     concentration = prior("concentration")
-    zero = prior("zero_inflation") if layout.likelihood == "zinb" else 0.0
+    zero = prior("zero_inflation") if layout.likelihood == "zinb" else None
     y = z  # counts are not transformed
-    state, loglik = explicit_filter_counts(y, mask, shift[:, :n_time], params, u, layout.center, concentration, zero)
+    state, loglik = compiled(explicit_filter_counts)(y, mask, shift[:, :n_time], params, u, layout.center, concentration, zero)
     numpyro.factor("loglik", loglik.sum())
     if horizon > 0:
         key = numpyro.prng_key()
-        paths = simulate_counts(key, state, params, shift[:, n_time:], layout.center, concentration, zero, horizon)
+        paths = compiled(simulate_counts, "horizon")(key, state, params, shift[:, n_time:], layout.center, concentration, zero, horizon)
         numpyro.deterministic("paths", paths)
 
 
@@ -235,6 +238,25 @@ class Smoothing:
     gamma: Any
     phi: Any
     period: int
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled(fn: Any, *static: str) -> Any:
+    """``fn`` under ``jax.jit``, made once per process.
+
+    Inside NUTS or SVI, which compile the whole model, this changes nothing;
+    where NumPyro runs the model op by op (a guide's set-up, ``Predictive``)
+    it turns hundreds of one-off primitive compilations into one.
+    """
+    if fn.__name__ not in _COMPILED:
+        import jax
+
+        if not _COMPILED:
+            jax.tree_util.register_dataclass(Smoothing, data_fields=["alpha", "beta", "gamma", "phi"], meta_fields=["period"])
+        _COMPILED[fn.__name__] = jax.jit(fn, static_argnames=static)
+    return _COMPILED[fn.__name__]
 
 
 def _sigmoid(v: Any) -> Any:
@@ -360,7 +382,7 @@ def _count_distribution(log_mean, concentration, zero):
     import numpyro.distributions as dist
 
     nb = dist.NegativeBinomial2(jnp.exp(log_mean), concentration)
-    if isinstance(zero, float) and zero == 0.0:
+    if zero is None:
         return nb
     return dist.ZeroInflatedDistribution(nb, gate=zero)
 

@@ -32,6 +32,7 @@ PATH_DRAWS = 1000
 """Forecast paths are drawn from at most this many posterior draws (evenly thinned)."""
 CHUNK = 100
 """Posterior draws run forward at once (bounds memory)."""
+SERIES_PARAMETERS = ("alpha", "beta", "gamma", "phi", "sigma")
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,13 @@ class ForecastProblem:
 
     def paths(self, posterior: Posterior, max_draws: int = PATH_DRAWS, seed: int | None = None) -> np.ndarray:
         """Sample paths ``(draws, series, horizon)`` on the data's scale."""
+        return self.forecast(posterior, max_draws, seed)["paths"]
+
+    def forecast(self, posterior: Posterior, max_draws: int = PATH_DRAWS, seed: int | None = None) -> dict[str, np.ndarray]:
+        """The model run forward from (at most ``max_draws``, evenly thinned)
+        posterior draws: ``paths`` ``(draws, series, horizon)`` on the data's
+        scale, and each series' ``alpha``, ``beta``, ``gamma``, ``phi`` and
+        ``sigma`` ``(draws, series)``."""
         import jax
         from numpyro.infer import Predictive
 
@@ -139,15 +147,18 @@ class ForecastProblem:
         flat = {k: posterior.flat(k)[pick] for k in posterior.draws}
         data = self.arrays()
         key = jax.random.PRNGKey(self.seed if seed is None else seed)
-        out = []
+        sites = ["paths", *SERIES_PARAMETERS]
+        parts: dict[str, list[np.ndarray]] = {s: [] for s in sites}
         for start in range(0, len(pick), CHUNK):
             part = {k: v[start : start + CHUNK] for k, v in flat.items()}
-            predictive = Predictive(forecast_model, posterior_samples=part, return_sites=["paths"])
-            out.append(np.asarray(predictive(jax.random.fold_in(key, start), **data, horizon=self.panel.horizon)["paths"]))
-        paths = np.concatenate(out)
-        if not np.isfinite(paths).all():
+            predictive = Predictive(forecast_model, posterior_samples=part, return_sites=sites)
+            out = predictive(jax.random.fold_in(key, start), **data, horizon=self.panel.horizon)
+            for s in sites:
+                parts[s].append(np.asarray(out[s]))
+        result = {s: np.concatenate(v) for s, v in parts.items()}
+        if not np.isfinite(result["paths"]).all():
             raise FloatingPointError("a forecast path is not finite")
-        return paths
+        return result
 
     def aggregates(self, paths: np.ndarray) -> dict[str, tuple[list[str], np.ndarray]]:
         """Sums of paths up the hierarchy: per level of each grouping column, and the total.

@@ -1,0 +1,273 @@
+"""Hierarchical forecasting: the filter's algebra, recovery on simulated panels,
+pooling on short series, cold start, coherent aggregates, newsvendor, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import multivariate_normal
+from typer.testing import CliRunner
+
+from wager.cli import app
+from wager.forecast import forecast_panel
+from wager.forecast.decide import capacity, newsvendor, newsvendor_cost
+from wager.forecast.examples import Truth, simulate_panel
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _float64():
+    from wager.kernel.nuts import configure_jax
+
+    configure_jax()
+
+
+def crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """CRPS of a sample predictive (Gneiting & Raftery 2007, eq. 20, sorted form)."""
+    s = np.sort(samples, axis=0)
+    n = s.shape[0]
+    i = np.arange(1, n + 1).reshape((-1,) + (1,) * (s.ndim - 1))
+    return np.mean(np.abs(s - obs[None]), axis=0) - np.sum((2 * i - n - 1) * s, axis=0) / n**2
+
+
+# --- the filter's algebra ---------------------------------------------------------
+
+
+def _smoothing(n, a, b, g, phi, period=4):
+    import jax.numpy as jnp
+
+    from wager.forecast.model import Smoothing
+
+    return Smoothing(jnp.full(n, a), jnp.full(n, b), jnp.full(n, g), jnp.full(n, phi), period)
+
+
+def test_affine_filter_equals_the_state_equations_from_any_initial_state():
+    from wager.forecast.model import affine_filter, initial_map
+
+    rng = np.random.default_rng(0)
+    n, t = 7, 30
+    z = rng.normal(size=(n, t))
+    mask = (rng.uniform(size=(n, t)) > 0.25).astype(float)
+    a_, b_, g_, phi = 0.3, 0.05, 0.1, 0.9
+    a_T, A_T, (srr, sdr, sdd, count) = affine_filter(z * mask, mask, np.zeros((n, t)), _smoothing(n, a_, b_, g_, phi))
+    u = rng.normal(size=(n, 5))
+    x = u @ initial_map(4).T
+    sse = np.zeros(n)
+    for step in range(t):  # ETS(A,Ad,A) step by step; a missing value leaves e = 0
+        e = (z[:, step] - (x[:, 0] + phi * x[:, 1] + x[:, 2])) * mask[:, step]
+        sse += e**2
+        x = np.column_stack([x[:, 0] + phi * x[:, 1] + a_ * e, phi * x[:, 1] + b_ * e, x[:, 3:], x[:, 2] + g_ * e])
+    np.testing.assert_allclose(np.asarray(a_T) + np.einsum("nkp,np->nk", A_T, u), x, atol=1e-12)
+    quadratic = np.asarray(srr) - 2 * np.einsum("np,np->n", sdr, u) + np.einsum("np,npq,nq->n", u, sdd, u)
+    np.testing.assert_allclose(quadratic, sse, rtol=1e-10)
+    np.testing.assert_array_equal(np.asarray(count), mask.sum(axis=1))
+
+
+def test_marginal_likelihood_equals_the_multivariate_normal_density():
+    from wager.forecast.model import marginal_normal
+
+    rng = np.random.default_rng(1)
+    n, p = 20, 5
+    D, r = rng.normal(size=(n, p)), rng.normal(size=n)
+    m, v, s = rng.normal(size=p), rng.uniform(0.1, 2, size=p), 0.7
+    # r = D u + e, u ~ N(m, diag v), e ~ N(0, s^2 I)  =>  r ~ N(D m, s^2 I + D diag(v) D')
+    expected = multivariate_normal(D @ m, s**2 * np.eye(n) + D @ np.diag(v) @ D.T).logpdf(r)
+    stats = (np.array([r @ r]), (D.T @ r)[None], (D.T @ D)[None], np.array([float(n)]))
+    loglik, post_mean, _ = marginal_normal(stats, m[None], v[None], np.array([s]))
+    assert float(loglik[0]) == pytest.approx(expected, rel=1e-10)
+    precision = np.diag(1 / v) + D.T @ D / s**2
+    np.testing.assert_allclose(post_mean[0], np.linalg.solve(precision, m / v + D.T @ r / s**2), rtol=1e-10)
+
+
+# --- fits ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    """A 12-series panel (region x product), 40 quarters, fitted by NUTS."""
+    history, future = simulate_panel({"region": 4, "product": 3}, n_time=40, horizon=8, seed=11)
+    result = forecast_panel(
+        history, time="time", groups=["region", "product"], value="value", horizon=8,
+        engine="nuts", seed=3, chains=2, draws=400, warmup=400, target_accept=0.9,
+    )
+    return history, future, result
+
+
+def test_the_pooled_model_recovers_the_parameters_it_was_simulated_with(recovery):
+    history, _, result = recovery
+    truth = history.attrs["truth"]
+    fitted = result.problem.forecast(result.posterior)
+    for name in ("alpha", "sigma"):
+        draws = fitted[name]  # (draws, series), series in the panel's (sorted) order
+        order = np.lexsort((history.drop_duplicates(["region", "product"])["product"], history.drop_duplicates(["region", "product"])["region"]))
+        true = truth[name][order]
+        z = (draws.mean(axis=0) - true) / draws.std(axis=0)
+        assert np.all(np.abs(z) < 3), (name, z)
+    # the global noise level on the model's standardised scale: log(sigma_true / scale)
+    scale = result.problem.layout.scale
+    post = result.posterior.flat("sigma_log_mean")
+    z = (post.mean() - (Truth().sigma_log_mean - np.log(scale))) / post.std()
+    assert abs(z) < 3, z
+
+
+def test_forecast_bands_are_calibrated_on_the_simulated_future(recovery):
+    history, future, result = recovery
+    truth = future.pivot_table(index=["region", "product"], columns="time", values="value")
+    y = truth.reindex(pd.MultiIndex.from_frame(result.keys)).to_numpy()
+    lo, hi = np.quantile(result.paths, [0.05, 0.95], axis=0)
+    covered = np.mean((y >= lo) & (y <= hi))
+    # 96 values, nominal 0.9: binomial sd 0.03; allow 4 sd below
+    assert covered >= 0.9 - 4 * 0.03, covered
+
+
+def test_pooling_beats_independent_fits_on_short_series():
+    """Six series of one product family, each seen only in its last 6 quarters:
+    one pooled fit forecasts them better (CRPS) than a fit per series."""
+    truth = Truth(level_group_sd=0.1, season_group_sd=0.05, smoothing_group_sd=0.1, sigma_group_sd=0.05, season_mean=(0.6, -0.4, 0.3))
+    history, future = simulate_panel({"store": 6}, n_time=24, horizon=4, truth=truth, seed=5)
+    short = history.copy()
+    short.loc[short["time"] < sorted(short["time"].unique())[-6], "value"] = np.nan
+    options = dict(time="time", value="value", horizon=4, engine="vi", seed=1, vi_steps=1500, draws=250, chains=2)
+    pooled = forecast_panel(short, groups=["store"], **options)
+    actual = future.pivot_table(index="store", columns="time", values="value")
+    y = actual.reindex(pooled.keys["store"]).to_numpy()
+    pooled_crps = crps(pooled.paths, y).mean()
+    alone = []
+    for store, rows in short.groupby("store"):
+        single = forecast_panel(rows, groups=["store"], **options)
+        alone.append(crps(single.paths, actual.loc[store].to_numpy()[None]).mean())
+    assert pooled_crps < np.mean(alone), (pooled_crps, np.mean(alone))
+
+
+def test_a_series_with_no_history_gets_a_finite_forecast_with_wider_bands():
+    history, _ = simulate_panel({"region": 3, "product": 3}, n_time=24, seed=8)
+    new = history["region"].eq("region0") & history["product"].eq("product2")
+    history.loc[new, "value"] = np.nan  # the rows name the series; no value observed
+    result = forecast_panel(history, time="time", groups=["region", "product"], value="value", horizon=4, engine="vi", seed=2, vi_steps=1500, draws=250, chains=2)
+    assert np.isfinite(result.paths).all()
+    log_paths = np.log(result.paths)
+    width = (np.quantile(log_paths, 0.9, axis=0) - np.quantile(log_paths, 0.1, axis=0)).mean(axis=1)
+    cold = np.flatnonzero((result.keys["region"] == "region0") & (result.keys["product"] == "product2"))[0]
+    siblings = np.flatnonzero((result.keys["region"] == "region0") & (result.keys["product"] != "product2"))
+    assert width[cold] > width[siblings].max(), (width[cold], width[siblings])
+    assert result.problem.panel.observed[cold].sum() == 0
+
+
+def test_aggregates_are_sums_of_sample_paths_draw_by_draw():
+    history, _ = simulate_panel({"state": 2, "purpose": 3}, n_time=20, seed=4)
+    result = forecast_panel(history, time="time", groups=["state", "purpose"], value="value", horizon=3, engine="vi", seed=1, vi_steps=300, draws=100, chains=2)
+    aggregates = result.problem.aggregates(result.paths)
+    np.testing.assert_array_equal(aggregates["total"][1][:, 0], result.paths.sum(axis=1))
+    labels, by_state = aggregates["state"]
+    for j, state in enumerate(labels):
+        members = (result.keys["state"] == state).to_numpy()
+        np.testing.assert_array_equal(by_state[:, j], result.paths[:, members].sum(axis=1))
+    np.testing.assert_allclose(by_state.sum(axis=1), aggregates["total"][1][:, 0], rtol=1e-12)
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+def test_newsvendor_order_is_the_critical_fractile_and_minimises_expected_cost():
+    rng = np.random.default_rng(3)
+    demand = rng.gamma(3.0, 20.0, size=(4001, 2, 3))
+    under, over = 3.0, 1.0
+    orders = newsvendor(demand, under, over)
+    assert orders.fractile == under / (under + over)
+    np.testing.assert_array_equal(orders.quantity, np.quantile(demand, 0.75, axis=0, method="inverted_cdf"))
+    for i in range(2):
+        for h in range(3):
+            d = demand[:, i, h]
+            grid = np.linspace(d.min(), d.max(), 2001)
+            costs = newsvendor_cost(grid[:, None], d[None], under, over).mean(axis=1)
+            best = newsvendor_cost(orders.quantity[i, h], d, under, over).mean()
+            assert best <= costs.min() + 1e-9
+            assert best == pytest.approx(orders.expected_cost[i, h])
+            # and the minimiser is where the empirical CDF crosses the fractile
+            assert np.mean(d < orders.quantity[i, h]) <= 0.75 <= np.mean(d <= orders.quantity[i, h])
+
+
+def test_capacity_is_the_tail_quantile_with_its_expected_cost():
+    rng = np.random.default_rng(4)
+    demand = rng.lognormal(3, 0.5, size=(5000, 3))
+    cap = capacity(demand, 0.95, unit_cost=1.0, shortage_cost=10.0)
+    np.testing.assert_array_equal(cap.capacity, np.quantile(demand, 0.95, axis=0, method="inverted_cdf"))
+    assert np.all(cap.exceed_probability <= 0.05)
+    shortfall = np.maximum(demand - cap.capacity, 0).mean(axis=0)
+    np.testing.assert_allclose(cap.expected_cost, cap.capacity + 10 * shortfall)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def invoke(args, cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, args)
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def panel_csv(tmp_path):
+    history, _ = simulate_panel({"region": 2, "product": 2}, n_time=16, seed=9)
+    path = tmp_path / "panel.csv"
+    history.to_csv(path, index=False)
+    return tmp_path, path, history
+
+
+def test_wager_forecast_orders_through_the_shared_path(panel_csv):
+    folder, path, _ = panel_csv
+    args = ["forecast", "--data", str(path), "--time", "time", "--group", "region,product", "--value", "value", "--horizon", "2",
+            "--engine", "vi", "--vi-steps", "400", "--draws", "250", "--chains", "2", "--under", "3", "--over", "1", "--json"]
+    result = invoke(args, folder)
+    payload = json.loads(result.stdout)
+    assert payload["domain"] == "forecast"
+    assert payload["inference"]["engine"] == "vi"
+    assert [g["name"] for g in payload["gates"]["checks"]] == ["pareto_k"]
+    if result.exit_code == 0:
+        assert payload["action"] == "order"
+        assert len(payload["newsvendor"]["orders"]) == 4
+        assert payload["newsvendor"]["critical_fractile"] == 0.75
+    else:  # the guide failed its PSIS check: no orders, and the run says why
+        assert result.exit_code == 3 and payload["blocked_by"] == ["pareto_k"]
+    assert payload["run_id"]
+
+
+BAD = [
+    (["--value", "sales"], ["data.value", "no column 'sales'"]),
+    (["--horizon", "0"], ["horizon", "greater than 0"]),
+    (["--likelihood", "negbin", "--value", "signed"], ["data.value", "count likelihood needs values >= 0"]),
+    (["--group", "region"], ["data.time", "more than one row"]),
+    (["--data", "irregular.csv"], ["data.time", "not on a regular grid"]),
+]
+
+
+@pytest.mark.parametrize("change, fragments", BAD)
+def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragments):
+    folder, path, history = panel_csv
+    history = history.assign(signed=np.where(np.arange(len(history)) == 3, -1.0, 2.0))
+    history.to_csv(path, index=False)
+    irregular = history.copy()
+    irregular.loc[irregular["time"] == irregular["time"].max(), "time"] = pd.Timestamp("2013-12-17")
+    irregular.to_csv(folder / "irregular.csv", index=False)
+    before = sorted(p.name for p in folder.iterdir())
+    args = {"--data": str(path), "--time": "time", "--group": "region,product", "--value": "value", "--horizon": "2"}
+    args.update(dict(zip(change[::2], change[1::2])))
+    if args["--data"] == "irregular.csv":
+        args["--data"] = str(folder / "irregular.csv")
+    result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--no-record", "--quiet"], folder)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    message = result.stderr or result.output
+    assert message.startswith("error: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in folder.iterdir()) == before
