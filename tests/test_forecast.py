@@ -241,6 +241,32 @@ def test_wager_forecast_orders_through_the_shared_path(panel_csv):
     assert payload["run_id"]
 
 
+def test_a_forecast_spec_decides_orders_and_its_report_draws_fan_charts(panel_csv):
+    folder, path, _ = panel_csv
+    spec = folder / "orders.yaml"
+    spec.write_text(
+        "domain: forecast\nname: orders\n"
+        f"data: {{path: {path.name}, time: time, group: [region, product], value: value}}\n"
+        "horizon: 2\ndecision: {newsvendor: {under: 3, over: 1}, capacity: {level: 0.95, unit_cost: 1, shortage_cost: 5}}\n"
+        "inference: {engine: nuts, seed: 5, chains: 2, draws: 300, warmup: 300, target_accept: 0.9}\n"
+        "gates: {min_ess_bulk: 100, min_ess_tail: 100, max_rhat: 1.05, max_divergences: 5}\n"
+    )
+    result = invoke(["run", str(spec), "--json"], folder)
+    payload = json.loads(result.stdout)
+    assert payload["inference"]["engine"] == "nuts" and payload["inference"]["reason"] == "requested: NUTS"
+    assert result.exit_code == 0, payload["blocked_by"]
+    assert payload["action"] == "order"
+    for order, item in zip(payload["newsvendor"]["orders"], payload["series"]):
+        q75 = order["quantity"][0]
+        assert item["quantiles"]["0.5"][0] <= q75 <= item["quantiles"]["0.975"][0]
+    assert len(payload["capacity"]["per_series"]) == 4
+    html = folder / "report.html"
+    shown = invoke(["report", payload["run_id"], "--out", str(html)], folder)
+    assert shown.exit_code == 0, shown.output
+    page = html.read_text()
+    assert 'id="forecast"' in page and page.count("Fan chart of") == 5  # the total and four series
+
+
 BAD = [
     (["--value", "sales"], ["data.value", "no column 'sales'"]),
     (["--horizon", "0"], ["horizon", "greater than 0"]),
@@ -271,3 +297,104 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
         assert fragment in message, (fragment, message)
     assert "Traceback" not in result.output
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+# --- leave-future-out calibration -------------------------------------------------------------
+
+
+def test_leave_future_out_pit_is_uniform_for_the_process_and_flags_a_shift():
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+    from wager.forecast.validation import lfo_pit
+    from wager.kernel.inference import InferenceConfig
+
+    history, _ = simulate_panel({"region": 3, "product": 3}, n_time=20, seed=12)
+    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=1)
+    config = InferenceConfig(engine="vi", seed=1, vi_steps=600, draws=200, chains=2)
+    calm = lfo_pit(prepare(spec, frame=history), config, origins=3, seed=0)
+    assert calm.values.size == 27 and calm.passed, calm.lines()
+
+    shifted = history.copy()
+    late = shifted["time"] >= sorted(shifted["time"].unique())[-3]
+    shifted.loc[late, "value"] *= 3.0  # demand triples in the last three quarters
+    alarm = lfo_pit(prepare(spec, frame=shifted), config, origins=3, seed=0)
+    assert not alarm.passed, alarm.lines()
+    assert np.mean(alarm.values > 0.9) > 0.8
+    assert alarm.coverage["0.95"] < 0.5
+
+
+# --- events, regressors, mini-batches -------------------------------------------------------
+
+
+def test_an_event_table_adds_an_effect_that_is_learned_and_forecast():
+    """A promotion raises sales by exp(0.6) in its quarters, history and future alike."""
+    history, future = simulate_panel({"region": 3, "product": 2}, n_time=28, horizon=4, seed=6)
+    stamps = sorted(history["time"].unique())
+    promo = [stamps[i] for i in (5, 13, 21)] + [sorted(future["time"].unique())[1]]
+    for frame in (history, future):
+        frame.loc[frame["time"].isin(promo), "value"] *= np.exp(0.6)
+    events = pd.DataFrame({"time": promo, "event": "promotion"})
+
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+    from wager.kernel.inference import infer
+
+    spec = ForecastSpec(
+        data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=4,
+        inference={"engine": "vi", "seed": 2, "vi_steps": 1500, "draws": 250, "chains": 2},
+    )
+    problem = prepare(spec, frame=history, events=events)
+    assert problem.panel.regressors == ("event:promotion",)
+    posterior = infer(problem.model, spec.inference)
+    effect = posterior.flat("coef")[:, 0] * problem.layout.scale  # back on the log scale
+    assert abs(effect.mean() - 0.6) < 0.15, effect.mean()
+    paths = problem.paths(posterior)
+    lift = np.median(paths[:, :, 1], axis=0) / np.median(paths[:, :, [0, 2]], axis=(0, 2))
+    assert np.median(lift) > 1.3  # the known future promotion shows in its quarter
+
+
+def test_mini_batched_svi_matches_the_full_batch_fit():
+    history, _ = simulate_panel({"region": 6, "product": 4}, n_time=20, seed=10)
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+    from wager.kernel.inference import infer
+
+    def fit(batch):
+        spec = ForecastSpec(
+            data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=2, batch=batch,
+            inference={"engine": "vi", "seed": 4, "vi_steps": 2500, "draws": 200, "chains": 2},
+        )
+        problem = prepare(spec, frame=history)
+        return problem, infer(problem.model, spec.inference)
+
+    problem, batched = fit(8)
+    assert problem.model.data["batch"] == 8 and problem.model.exact_overrides == {"batch": None}
+    _, whole = fit(None)
+    assert batched.flat("sigma_series_z").shape[1] == 24  # every series' local parameter, not a batch of them
+    assert np.isfinite(batched.settings["pareto_k"])
+    for name in ("sigma_log_mean", "alpha_logit", "level_mean"):
+        a, b = batched.flat(name), whole.flat(name)
+        assert abs(a.mean() - b.mean()) < 2 * max(a.std(), b.std()) + 0.05, (name, a.mean(), b.mean())
+
+
+@pytest.mark.parametrize("likelihood", ["negbin", "zinb"])
+def test_intermittent_counts_get_integer_paths_at_the_right_level(likelihood):
+    """Counts of a seasonal Poisson process with many zeros: the paths are counts,
+    and their mean per series tracks the process's mean one season ahead."""
+    rng = np.random.default_rng(2)
+    times = pd.date_range("2015-01-01", periods=28, freq="QS")
+    season = np.array([1.6, 0.6, 1.0, 0.8])
+    rates = {"a": 0.8, "b": 2.0, "c": 5.0, "d": 1.2}
+    rows = [
+        {"time": t, "sku": sku, "units": rng.poisson(rate * season[i % 4])}
+        for sku, rate in rates.items() for i, t in enumerate(times)
+    ]
+    frame = pd.DataFrame(rows)
+    assert (frame["units"] == 0).mean() > 0.1
+    result = forecast_panel(frame, time="time", groups=["sku"], value="units", horizon=4, likelihood=likelihood,
+                            engine="vi", seed=1, vi_steps=1500, draws=250, chains=2)
+    paths = result.paths
+    assert np.all(paths >= 0) and np.all(paths == np.round(paths))
+    expected = np.array([rates[s] for s in result.keys["sku"]])[:, None] * season[None, :]  # quarters 29-32: seasons 0..3
+    mean = paths.mean(axis=0)
+    assert np.all(np.abs(np.log((mean + 0.5) / (expected + 0.5))) < np.log(2.0)), (mean, expected)

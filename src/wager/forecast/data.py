@@ -183,6 +183,18 @@ class Panel:
             regressors=regressors,
         )
 
+    def truncated(self, n_time: int, horizon: int) -> "Panel":
+        """The panel as it was after its first ``n_time`` periods, forecasting
+        ``horizon`` ahead (the leave-future-out refits); regressors come along."""
+        if not (0 < n_time < len(self.times)) or n_time + horizon > len(self.times) + self.horizon:
+            raise ValueError(f"cannot cut {len(self.times)} periods at {n_time} with horizon {horizon}")
+        grid = self.times.append(self.future)
+        return Panel(
+            values=self.values[:, :n_time], keys=self.keys, times=self.times[:n_time], future=grid[n_time : n_time + horizon],
+            freq=self.freq, period=self.period, groups=self.groups, value=self.value,
+            x=self.x[:, : n_time + horizon], regressors=self.regressors,
+        )
+
     def with_events(self, events: pd.DataFrame, field: str = "events") -> "Panel":
         """Add one indicator regressor per event name from a table with ``time``
         and ``event`` columns (and, optionally, grouping columns: the event then

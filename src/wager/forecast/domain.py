@@ -42,6 +42,7 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         newsvendor=Newsvendor(decision.newsvendor.under, decision.newsvendor.over) if decision.newsvendor else None,
         capacity=CapacityPolicy(decision.capacity.level, decision.capacity.unit_cost, decision.capacity.shortage_cost) if decision.capacity else None,
         seed=spec.inference.seed,
+        batch=spec.batch,
     )
 
 

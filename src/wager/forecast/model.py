@@ -133,16 +133,17 @@ def forecast_model(
     layout: Layout,
     priors: Mapping[str, Prior],
     horizon: int = 0,
+    batch: int | None = None,
 ) -> None:
     """The panel model. ``z``, ``mask``: ``(series, time)``, missing values as 0
     with ``mask`` 0; ``groups``: ``(series, grouping columns)`` level indices;
-    ``x``: ``(time + horizon, regressors)`` or ``None``."""
+    ``x``: ``(series, time + horizon, regressors)`` or ``None``; ``batch``: series
+    per SVI step (mini-batching), ``None`` for all."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     n_series, n_time = z.shape
-    n_init = layout.n_initial
 
     def prior(name: str, shape: tuple[int, ...] = ()) -> Any:
         d = priors[name].to_numpyro()
@@ -169,8 +170,8 @@ def forecast_model(
     beta = alpha * _sigmoid(logit["beta"])
     gamma = (1.0 - alpha) * _sigmoid(logit["gamma"])
     phi = PHI_LOW + (PHI_HIGH - PHI_LOW) * _sigmoid(logit["phi"])
-
-    sigma = jnp.exp(pooled("sigma", prior("sigma_log_mean"), "sigma_group_sd", series_sd="sigma_series_sd"))
+    log_sigma = pooled("sigma", prior("sigma_log_mean"), "sigma_group_sd")
+    sigma_series_sd = prior("sigma_series_sd")
 
     # the initial state's prior: mean from the hierarchy, series deviation sd
     level0 = pooled("level", prior("level_mean"), "level_group_sd")
@@ -180,48 +181,65 @@ def forecast_model(
     init_sd = jnp.concatenate(
         [prior("level_sd")[None], prior("trend_sd")[None], jnp.broadcast_to(prior("season_sd"), (layout.period - 1,))]
     )
-    init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
-
-    if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
-        for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("phi", phi), ("sigma", sigma)):
-            numpyro.deterministic(name, v)
 
     shift = jnp.zeros((n_series, n_time + horizon))
     if layout.regressors:
         coef = prior("coef", (len(layout.regressors),))
-        shift = shift + (x @ coef)[None, :]
-    params = Smoothing(alpha, beta, gamma, phi, layout.period)
+        shift = shift + x[:, : n_time + horizon] @ coef
+    extra = None if layout.likelihood != "student_t" else prior("df")
+    if layout.counts:
+        extra = (prior("concentration"), prior("zero_inflation") if layout.likelihood == "zinb" else None)
+
+    # Everything per series from here on; with ``batch`` (SVI only) a random
+    # subset of series per step, the likelihood scaled up by series / batch.
+    subsample = batch if horizon == 0 else None
+    with numpyro.plate("series", n_series, subsample_size=subsample) as idx:
+        sigma = jnp.exp(log_sigma[idx] + sigma_series_sd * numpyro.sample("sigma_series_z", dist.Normal(0.0, 1.0)))
+        params = Smoothing(alpha[idx], beta[idx], gamma[idx], phi[idx], layout.period)
+        if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
+            for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma)):
+                numpyro.deterministic(name, v)
+        _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma, init_mean[idx], init_sd, extra, layout, horizon)
+
+
+def _series_likelihood(z, mask, shift, params, sigma, init_mean, init_sd, extra, layout: Layout, horizon: int) -> None:
+    """The likelihood (and, with ``horizon > 0``, the forecast paths) of the series in the plate."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    n_series, n_time = z.shape
+    n_init = layout.n_initial
+    init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
+    standard = dist.Normal(0.0, 1.0)
 
     if layout.likelihood == "normal":
         a, A, stats = compiled(affine_filter)(z, mask, shift[:, :n_time], params)
         loglik, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
-        numpyro.factor("loglik", loglik.sum())
+        numpyro.factor("loglik", loglik)
         if horizon > 0:
-            eps = numpyro.sample("init_noise", dist.Normal(0.0, 1.0).expand((n_series, n_init)))
+            eps = numpyro.sample("init_noise", standard.expand((n_init,)).to_event(1))
             u = post_mean + _solve_upper(post_chol, eps)
             state = a + jnp.einsum("nkp,np->nk", A, u)
-            noise = numpyro.sample("future_noise", dist.Normal(0.0, 1.0).expand((n_series, horizon)))
+            noise = numpyro.sample("future_noise", standard.expand((horizon,)).to_event(1))
             paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
             numpyro.deterministic("paths", back_transform(paths, layout))
         return
 
-    u_z = numpyro.sample("init_z", dist.Normal(0.0, 1.0).expand((n_series, n_init)))
-    u = init_mean + jnp.sqrt(init_var) * u_z
+    u = init_mean + jnp.sqrt(init_var) * numpyro.sample("init_z", standard.expand((n_init,)).to_event(1))
     if layout.likelihood == "student_t":
-        df = prior("df")
+        df = extra
         state, loglik = compiled(explicit_filter_t)(z, mask, shift[:, :n_time], params, u, sigma, df)
-        numpyro.factor("loglik", loglik.sum())
+        numpyro.factor("loglik", loglik)
         if horizon > 0:
-            noise = numpyro.sample("future_noise", dist.StudentT(df).expand((n_series, horizon)))
+            noise = numpyro.sample("future_noise", dist.StudentT(df).expand((horizon,)).to_event(1))
             paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
             numpyro.deterministic("paths", back_transform(paths, layout))
         return
 
-    concentration = prior("concentration")
-    zero = prior("zero_inflation") if layout.likelihood == "zinb" else None
-    y = z  # counts are not transformed
-    state, loglik = compiled(explicit_filter_counts)(y, mask, shift[:, :n_time], params, u, layout.center, concentration, zero)
-    numpyro.factor("loglik", loglik.sum())
+    concentration, zero = extra
+    state, loglik = compiled(explicit_filter_counts)(z, mask, shift[:, :n_time], params, u, layout.center, concentration, zero)
+    numpyro.factor("loglik", loglik)
     if horizon > 0:
         key = numpyro.prng_key()
         paths = compiled(simulate_counts, "horizon")(key, state, params, shift[:, n_time:], layout.center, concentration, zero, horizon)

@@ -27,6 +27,8 @@ from wager.kernel.priors import Prior
 
 NUTS_MAX_SERIES = 40
 """``engine="auto"`` runs NUTS up to this many series and SVI above it."""
+BATCH_ABOVE, BATCH = 1000, 256
+"""SVI mini-batches ``BATCH`` series per step when a panel has more than ``BATCH_ABOVE``."""
 QUANTILES = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
 PATH_DRAWS = 1000
 """Forecast paths are drawn from at most this many posterior draws (evenly thinned)."""
@@ -59,6 +61,7 @@ class ForecastProblem:
     newsvendor: Newsvendor | None = None
     capacity: CapacityPolicy | None = None
     seed: int = 0
+    batch: int | None = None  # SVI series per step; None: BATCH when over BATCH_ABOVE series, else all
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
@@ -126,7 +129,29 @@ class ForecastProblem:
                 f"{n} series (> {NUTS_MAX_SERIES}): NUTS over this many series' parameters takes too long, "
                 "so SVI, gated by PSIS Pareto-k"
             )
-        return Model(name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=self.arrays(), version="1", vi_reason=vi_reason)
+        batch = self.batch if self.batch is not None else (BATCH if n > BATCH_ABOVE else None)
+        data = self.arrays()
+        if batch is not None and batch < n:
+            data["batch"] = int(batch)  # NUTS refuses a subsampled plate: mini-batching is for SVI only
+        return Model(
+            name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="1",
+            vi_reason=vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
+        )
+
+    # --- validation (``wager validate``) ------------------------------------------
+
+    unsupported_checks = {
+        "prior predictive": "the forecast model's likelihood is integrated over its initial states (a factor, not an observed site): "
+        "no generic prior predictive simulation; the leave-future-out check below judges the forecasts",
+        "sbc": "simulation-based calibration of the forecast model is not implemented yet (its simulator lives in "
+        "wager.forecast.examples; the recovery test checks it at one set of parameters)",
+    }
+
+    def predictive_check(self, config: Any, seed: int = 0, progress: Any = None, origins: int = 4) -> Any:
+        """Leave-future-out PIT of one-step forecasts at the last ``origins`` periods (exact refits)."""
+        from wager.forecast.validation import lfo_pit
+
+        return lfo_pit(self, config, origins=origins, seed=seed, progress=progress)
 
     # --- forecast distributions ------------------------------------------------
 
@@ -183,11 +208,13 @@ class ForecastProblem:
         q = np.quantile(paths, QUANTILES, axis=0)  # (quantiles, series, horizon)
         se_median = _quantile_se(paths, 0.5)
         history = panel.observed.sum(axis=1)
+        recent = panel.values[:, -3 * panel.period :]  # the last three seasons, for fan charts
         series = []
         for i, label in enumerate(labels):
             series.append({
                 "series": dict(zip(panel.groups, panel.keys.iloc[i].tolist())),
                 "observations": int(history[i]),
+                "history": [None if np.isnan(v) else float(v) for v in recent[i]],
                 "quantiles": {f"{p:g}": q[j, i].tolist() for j, p in enumerate(QUANTILES)},
             })
         summary: dict[str, Any] = {
@@ -198,6 +225,8 @@ class ForecastProblem:
             "transform": self.transform,
             "transform_reason": self.transform_reason,
             "forecast_draws": int(paths.shape[0]),
+            "value": panel.value,
+            "history_total": np.nansum(recent, axis=0).tolist(),
             "series": series,
         }
         aggregates = self.aggregates(paths)

@@ -83,6 +83,7 @@ class ForecastSpec(BaseModel):
     likelihood: Literal["normal", "student_t", "negbin", "zinb"] = "normal"
     transform: Literal["auto", "log", "log1p", "identity"] = "auto"
     priors: dict[str, Prior] = Field(default_factory=dict)
+    batch: Optional[int] = Field(default=None, ge=1, description="SVI series per step (default: 256 above 1000 series, else all)")
     decision: ForecastDecision = Field(default_factory=ForecastDecision)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     gates: GatePolicy = Field(default_factory=GatePolicy)

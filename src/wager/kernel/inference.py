@@ -52,6 +52,9 @@ class Model:
     sensitivity) then need neither JAX nor a NumPyro trace. ``vi_reason``, when
     set, makes ``engine="auto"`` run variational inference and says why (a
     domain sets it for problems too large for NUTS in reasonable time).
+    ``exact_overrides`` replace keyword data where the model's exact density is
+    needed: a model that mini-batches under SVI (``{"batch": 256}`` in ``data``)
+    gives ``{"batch": None}`` here, and the PSIS check evaluates it whole.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Model:
     version: str = "1"
     log_likelihood: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
     vi_reason: str | None = None
+    exact_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 class EngineError(RuntimeError):

@@ -82,7 +82,8 @@ def run_nuts(
     import jax
 
     seeds = chain_seeds(config.seed, config.chains)
-    arrays, constants = split_data(model.data)
+    data = {**model.data, **model.exact_overrides}  # NUTS needs the exact density: no mini-batches
+    arrays, constants = split_data(data)
     key = (model.numpyro_model, _constants_key(constants), _settings(config))
     traced = key not in _UNTRACEABLE
     if traced:
@@ -94,7 +95,7 @@ def run_nuts(
             traced = False
     if not traced:
         # the model reads its data's values in Python: bind them as constants
-        chain = _Chain(model.numpyro_model, dict(model.data), {}, config)
+        chain = _Chain(model.numpyro_model, data, {}, config)
         samples, extra = _sample(chain, config, seeds, {}, progress)
 
     stats = {

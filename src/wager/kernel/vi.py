@@ -2,7 +2,9 @@
 
 A mean-field Normal guide (``AutoNormal``, each latent site in its own
 unconstrained space, started at the prior's median) is fitted by Adam on the
-ELBO with a step size decaying exponentially to a twentieth of its start.
+ELBO with a step size decaying exponentially to a twentieth of its start. A
+model may mini-batch (a subsampled ``numpyro.plate``): each step then sees a
+random subset, the ELBO scaled up to the whole.
 Then ``chains x draws`` independent draws from the guide, and for each the log
 importance ratio ``log p(theta, y) - log q(theta)``. Pareto-smoothed importance
 sampling (Yao, Vehtari, Simpson & Gelman 2018, "Yes, but did it work?")
@@ -78,9 +80,14 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
     total = config.chains * config.draws
     flat = guide.sample_posterior(jax.random.PRNGKey(draw_seed), params, sample_shape=(total,))
 
+    # the exact joint density: a mini-batched model evaluated whole, by a guide
+    # of the same parameters set up on the whole data (its plates unsubsampled)
+    exact = {**data, **model.exact_overrides}
+    exact_guide = AutoNormal(fn) if model.exact_overrides else guide
+
     def log_ratio(one: Mapping[str, Any]) -> Any:
-        log_p, _ = log_density(fn, (), data, one)
-        log_q, _ = log_density(guide, (), data, {**params, **one})
+        log_p, _ = log_density(fn, (), exact, one)
+        log_q, _ = log_density(exact_guide, (), exact, {**params, **one})
         return log_p - log_q
 
     log_w = np.asarray(jax.lax.map(log_ratio, flat, batch_size=min(total, 256)))

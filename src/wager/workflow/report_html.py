@@ -160,6 +160,7 @@ def render(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> str:
         _summary(record),
         _losses(record),
         _lifts(record, draws),
+        _fans(record),
         _posteriors(record, draws),
         _diagnostics(record),
         _priors(record),
@@ -354,6 +355,30 @@ def _lifts(record: Any, draws: Mapping[str, np.ndarray]) -> str:
     body = f'<p class="note">{intro}</p>' + (f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">The draws of this run are not available to plot.</p>')
     body += "<h3>Arms</h3>" + table(headers, rows, numeric=range(1, 7), stack="compact") + data
     return section("lift", "Lift against the margin", body)
+
+
+FANS = 9
+"""Series drawn as fan charts, besides the total (the JSON holds every series)."""
+
+
+def _fans(record: Any) -> str:
+    """Fan charts of a forecast: the total, then the largest series."""
+    result = record.result
+    if result.get("domain") != "forecast" or "series" not in result:
+        return ""
+    future, units = result["horizon"], result.get("value", "value")
+    total = result["aggregates"]["total"][0]
+    figs = [figure(plots.fan_plot("Total", result.get("history_total", []), future, total["quantiles"], units), "Fan chart of the total")]
+    ranked = sorted(result["series"], key=lambda s: -s["quantiles"]["0.5"][0])
+    for item in ranked[:FANS]:
+        label = " / ".join(str(v) for v in item["series"].values())
+        figs.append(figure(plots.fan_plot(label, item.get("history", []), future, item["quantiles"], units), f"Fan chart of {label}"))
+    note = (
+        f"The last observed values, then the forecast median with its central 50%, 80% and 95% bands; the total is the sum "
+        f"of the series' sample paths, so it is coherent with them. The total and the {min(FANS, len(ranked))} largest of "
+        f"{len(ranked)} series are drawn; the JSON report holds every series and grouping level."
+    )
+    return section("forecast", "Forecast", f'<p class="note">{esc(note)}</p><div class="figs">{"".join(figs)}</div>')
 
 
 def _arm_data(record: Any) -> str:

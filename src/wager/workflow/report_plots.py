@@ -196,3 +196,30 @@ def pit_plot(values: Sequence[float], alpha: float = 0.05) -> str:
         _style(ax)
         ax.spines["left"].set_visible(True)
         return data_uri(fig)
+
+
+def fan_plot(title: str, history: Sequence[float], future: Sequence[str], quantiles: dict[str, Sequence[float]], units: str) -> str:
+    """A fan chart: the last observed values, then the forecast median with its
+    central 50%, 80% and 95% bands (quantiles keyed ``"0.025"`` ... ``"0.975"``)."""
+    past = np.asarray(history, dtype=float)
+    n_past, n_future = past.size, len(future)
+    x_past = np.arange(-n_past, 0) + 1
+    x_future = np.arange(1, n_future + 1)
+    q = {k: np.asarray(v, dtype=float) for k, v in quantiles.items()}
+    with _rc():
+        fig = _figure(2.4)
+        ax = fig.add_subplot()
+        _style(ax)
+        for (lo, hi), alpha in ((("0.025", "0.975"), 0.15), (("0.1", "0.9"), 0.25), (("0.25", "0.75"), 0.4)):
+            if lo in q and hi in q:
+                ax.fill_between(x_future, q[lo], q[hi], color=PALETTE[0], alpha=alpha, linewidth=0)
+        if n_past:
+            ax.plot(x_past, past, color=INK, linewidth=1.4, marker="o", markersize=2.5)
+            ax.plot([x_past[-1], x_future[0]], [past[-1], q["0.5"][0]], color=PALETTE[0], linewidth=1.0, linestyle=":")
+        ax.plot(x_future, q["0.5"], color=PALETTE[0], linewidth=1.6)
+        ax.axvline(0.5, color=MUTED, linewidth=0.8, linestyle=":")
+        ax.set_title(title, color=INK)
+        ax.set_xlabel(f"periods from the forecast origin; forecast {future[0]} to {future[-1]}", fontsize=9, color=MUTED)
+        ax.set_ylabel(units, fontsize=9, color=MUTED)
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+        return data_uri(fig)

@@ -133,9 +133,17 @@ def validate(
             return ("passed" if same else "failed"), [line], {"identical": same}
 
         checks.append(_timed("replay", again))
-    checks.append(_timed("prior predictive", lambda: _prior_predictive(result, seed)))
-    checks.append(_timed("predictive", lambda: _predictive(result, seed)))
-    checks.append(_timed("sbc", lambda: _sbc(spec, base_dir, sbc_simulations, seed, executor, progress)))
+    # a domain may replace a check with its own (``predictive_check``) or say why one does not apply
+    unsupported = getattr(result.problem, "unsupported_checks", {})
+    for name, fn in (
+        ("prior predictive", lambda: _prior_predictive(result, seed)),
+        ("predictive", lambda: _predictive(result, seed, progress)),
+        ("sbc", lambda: _sbc(spec, base_dir, sbc_simulations, seed, executor, progress)),
+    ):
+        if name in unsupported:
+            checks.append(Check(name, "skipped", (unsupported[name],), {}, 0.0))
+        else:
+            checks.append(_timed(name, fn))
     return Validation(target=target, checks=tuple(checks))
 
 
@@ -157,7 +165,7 @@ def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str,
     return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
 
 
-def _predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]:
+def _predictive(result: Any, seed: int, progress: ProgressFn | None = None) -> tuple[str, list[str], dict[str, Any]]:
     from wager.workflow.predictive import posterior_predictive_check
 
     model = result.problem.model
@@ -165,6 +173,10 @@ def _predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]
         return "skipped", [f"model {model.name!r} has no NumPyro model to replicate data from"], {}
     if not result.gates.passed:
         return "skipped", ["the posterior failed its gates: predictive checks on it would mean nothing"], {}
+    domain_check = getattr(result.problem, "predictive_check", None)
+    if domain_check is not None:
+        check = domain_check(result.spec.inference, seed=seed, progress=progress)
+        return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     check = posterior_predictive_check(model, result.posterior, seed=seed)
     return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
 
