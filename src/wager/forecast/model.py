@@ -199,6 +199,7 @@ def forecast_model(
         if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
             for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma)):
                 numpyro.deterministic(name, v)
+        z, mask = jnp.asarray(z), jnp.asarray(mask)
         _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma, init_mean[idx], init_sd, extra, layout, horizon)
 
 

@@ -241,12 +241,11 @@ class ForecastProblem:
             f"Forecast of {panel.n_series} series, {panel.horizon} periods ahead ({horizon[0]} to {horizon[-1]}), "
             f"{paths.shape[0]} sample paths each; {self.transform_reason}.",
         ]
-        total = aggregates["total"][1][:, 0]
-        t_se = _quantile_se(total[:, None], 0.5)[0]
-        lo, med, hi = np.quantile(total, [0.1, 0.5, 0.9], axis=0)
+        first = aggregates["total"][1][:, 0, 0]  # the total in the first forecast period, per draw
+        (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(_quantile_se(first, p))) for p in (0.1, 0.5, 0.9))
         lines.append(
-            f"Total {panel.value} in the first period: {fmt(med[0], t_se)} "
-            f"(80% interval {fmt(lo[0], t_se)} to {fmt(hi[0], t_se)})."
+            f"Total {panel.value} in the first period: {fmt(med, med_se)} "
+            f"(80% interval {fmt(lo, lo_se)} to {fmt(hi, hi_se)})."
         )
         cold = np.flatnonzero(history == 0)
         if len(cold):

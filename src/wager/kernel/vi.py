@@ -83,7 +83,13 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
     # the exact joint density: a mini-batched model evaluated whole, by a guide
     # of the same parameters set up on the whole data (its plates unsubsampled)
     exact = {**data, **model.exact_overrides}
-    exact_guide = AutoNormal(fn) if model.exact_overrides else guide
+    exact_guide = guide
+    if model.exact_overrides:
+        from numpyro import handlers
+
+        exact_guide = AutoNormal(fn)
+        with handlers.seed(rng_seed=0):
+            exact_guide(**exact)  # sets up its (unsubsampled) prototype; its parameters are substituted below
 
     def log_ratio(one: Mapping[str, Any]) -> Any:
         log_p, _ = log_density(fn, (), exact, one)
