@@ -313,6 +313,7 @@ def test_leave_future_out_pit_is_uniform_for_the_process_and_flags_a_shift():
     config = InferenceConfig(engine="vi", seed=1, vi_steps=2000, draws=200, chains=2)
     calm = lfo_pit(prepare(spec, frame=history), config, origins=3, seed=0)
     assert calm.values.size == 27 and calm.passed, calm.lines()
+    assert len(calm.to_json()["lfo_pit"]["values"]) == 27  # what the HTML report plots
 
     shifted = history.copy()
     late = shifted["time"] >= sorted(shifted["time"].unique())[-3]

@@ -46,13 +46,16 @@ class LfoPit:
         ]
 
     def to_json(self) -> dict[str, Any]:
+        """The predictive check's record (the HTML report plots ``lfo_pit``)."""
         return {
-            "kind": "leave-future-out PIT",
-            "origins": list(self.origins),
-            "values": self.values.tolist(),
-            "passed": self.passed,
-            "max_ecdf_difference": self.max_ecdf_difference,
-            "coverage": self.coverage,
+            "checks": [],
+            "lfo_pit": {
+                "origins": list(self.origins),
+                "values": self.values.tolist(),
+                "passed": self.passed,
+                "max_ecdf_difference": self.max_ecdf_difference,
+                "coverage": self.coverage,
+            },
         }
 
 

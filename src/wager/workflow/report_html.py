@@ -573,11 +573,17 @@ def _validation(validations: Sequence[Mapping[str, Any]]) -> str:
     predictive = next((c for c in checks if c["name"] == "predictive" and c.get("data")), None)
     if predictive:
         rows = [[f"{t['statistic']}({t['site']})", f"{t['observed']:.4g}", f"{t['ppp']:.3f}", "flagged" if t["flagged"] else "ok"] for t in predictive["data"].get("checks", [])]
-        body += "<h3>Posterior predictive p-values</h3>" + table(["Statistic", "Observed", "p-value", ""], rows, stack="cards")
+        if rows:
+            body += "<h3>Posterior predictive p-values</h3>" + table(["Statistic", "Observed", "p-value", ""], rows, stack="cards")
         pit = predictive["data"].get("loo_pit")
         if pit and pit.get("values"):
             body += figure(pit_plot(pit["values"]), "LOO-PIT ECDF difference with its simultaneous band",
                            "LOO-PIT calibration: inside the band, the model's predictive distributions are calibrated.")
+        lfo = predictive["data"].get("lfo_pit")
+        if lfo and lfo.get("values"):
+            body += figure(pit_plot(lfo["values"]), "Leave-future-out PIT ECDF difference with its simultaneous band",
+                           f"Leave-future-out PIT of one-step forecasts refitted at {len(lfo['origins'])} origins: "
+                           "inside the band, the forecasts are calibrated on data they had not seen.")
     calibration = next((c for c in checks if c["name"] == "sbc" and c.get("data", {}).get("quantities")), None)
     if calibration:
         import base64
