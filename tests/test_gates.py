@@ -91,3 +91,15 @@ def test_exact_posteriors_are_not_markov_chains():
                      exact=ExactPosterior(marginals={"p": Beta(1, 1)}))
     report, diag = check(post, GatePolicy())
     assert report.passed and not report.applicable and diag is None
+
+
+@pytest.mark.parametrize("k_hat, passes", [(0.5, True), (0.69, True), (0.7, False), (4.6, False), (float("nan"), False)])
+def test_variational_draws_are_gated_by_pareto_k_alone(k_hat, passes):
+    """Yao et al. (2018): importance-sampling estimates from the guide are reliable for k < 0.7;
+    a k that could not be estimated (NaN) fails closed."""
+    draws = {"mu": np.random.default_rng(0).normal(size=(2, 100))}
+    post = Posterior(draws=draws, engine="vi", reason="test", seed=0, chain_seeds=(1, 2), settings={"pareto_k": k_hat})
+    report, diagnostics = check(post, GatePolicy())
+    assert [g.name for g in report.gates] == ["pareto_k"] and diagnostics is None
+    assert report.passed is passes
+    assert GatePolicy(max_pareto_k=5.0).max_pareto_k == 5.0 and check(post, GatePolicy(max_pareto_k=5.0))[0].passed is (k_hat < 5.0)
