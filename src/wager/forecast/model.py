@@ -190,27 +190,38 @@ def forecast_model(
     if layout.counts:
         extra = (prior("concentration"), prior("zero_inflation") if layout.likelihood == "zinb" else None)
 
-    # Everything per series from here on; with ``batch`` (SVI only) a random
-    # subset of series per step, the likelihood scaled up by series / batch.
+    # The per-series latents: each series' noise deviation and (unless the
+    # Normal likelihood integrates them out) its initial states, non-centred.
+    standard = dist.Normal(0.0, 1.0)
+    with numpyro.plate("series", n_series):
+        sigma = jnp.exp(log_sigma + sigma_series_sd * numpyro.sample("sigma_series_z", standard))
+        init_z = None if layout.likelihood == "normal" else numpyro.sample("init_z", standard.expand((layout.n_initial,)).to_event(1))
+
+    # The likelihood per series; with ``batch`` (SVI only) a random subset of
+    # series per step, scaled up by series / batch. Latents stay outside this
+    # plate, so the variational guide is the same whole or mini-batched.
     subsample = batch if horizon == 0 else None
-    with numpyro.plate("series", n_series, subsample_size=subsample) as idx:
-        sigma = jnp.exp(log_sigma[idx] + sigma_series_sd * numpyro.sample("sigma_series_z", dist.Normal(0.0, 1.0)))
+    with numpyro.plate("series_data", n_series, subsample_size=subsample) as idx:
         params = Smoothing(alpha[idx], beta[idx], gamma[idx], phi[idx], layout.period)
         if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
-            for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma)):
+            for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma[idx])):
                 numpyro.deterministic(name, v)
         z, mask = jnp.asarray(z), jnp.asarray(mask)
-        _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma, init_mean[idx], init_sd, extra, layout, horizon)
+        init = (init_mean[idx], init_sd, None if init_z is None else init_z[idx])
+        _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma[idx], init, extra, layout, horizon)
 
 
-def _series_likelihood(z, mask, shift, params, sigma, init_mean, init_sd, extra, layout: Layout, horizon: int) -> None:
-    """The likelihood (and, with ``horizon > 0``, the forecast paths) of the series in the plate."""
+def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layout, horizon: int) -> None:
+    """The likelihood (and, with ``horizon > 0``, the forecast paths) of the series in the plate.
+    ``init``: the initial states' prior mean and sd, and their standardised values (``None``
+    where the Normal likelihood integrates them out)."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     n_series, n_time = z.shape
     n_init = layout.n_initial
+    init_mean, init_sd, init_z = init
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
     standard = dist.Normal(0.0, 1.0)
 
@@ -227,7 +238,7 @@ def _series_likelihood(z, mask, shift, params, sigma, init_mean, init_sd, extra,
             numpyro.deterministic("paths", back_transform(paths, layout))
         return
 
-    u = init_mean + jnp.sqrt(init_var) * numpyro.sample("init_z", standard.expand((n_init,)).to_event(1))
+    u = init_mean + jnp.sqrt(init_var) * init_z
     if layout.likelihood == "student_t":
         df = extra
         state, loglik = compiled(explicit_filter_t)(z, mask, shift[:, :n_time], params, u, sigma, df)

@@ -35,6 +35,7 @@ PATH_DRAWS = 1000
 CHUNK = 100
 """Posterior draws run forward at once (bounds memory)."""
 SERIES_PARAMETERS = ("alpha", "beta", "gamma", "phi", "sigma")
+FORWARD_SITES = ("paths", *SERIES_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,26 @@ class ForecastProblem:
 
     # --- forecast distributions ------------------------------------------------
 
+    @cached_property
+    def _forward(self) -> tuple[dict[str, Any], Any]:
+        """The model's array data, and the model run forward from a chunk of draws
+        (``numpyro.infer.Predictive``) as one jitted function of ``(key, draws,
+        arrays)``. Draws go one after another inside it: on CPU that measured
+        about twice as fast as vectorising over them."""
+        import jax
+        from numpyro.infer import Predictive
+
+        from wager.kernel.nuts import _Bound, split_data
+
+        arrays, constants = split_data(self.arrays())
+        model = _Bound(forecast_model, {**constants, "horizon": self.panel.horizon})
+
+        def run(key: Any, draws: Mapping[str, Any], arrays: Mapping[str, Any]) -> dict[str, Any]:
+            return Predictive(model, posterior_samples=draws, return_sites=list(FORWARD_SITES), parallel=False)(key, **arrays)
+
+        return arrays, jax.jit(run)
+
+
     def paths(self, posterior: Posterior, max_draws: int = PATH_DRAWS, seed: int | None = None) -> np.ndarray:
         """Sample paths ``(draws, series, horizon)`` on the data's scale."""
         return self.forecast(posterior, max_draws, seed)["paths"]
@@ -165,21 +186,20 @@ class ForecastProblem:
         scale, and each series' ``alpha``, ``beta``, ``gamma``, ``phi`` and
         ``sigma`` ``(draws, series)``."""
         import jax
-        from numpyro.infer import Predictive
 
         total = posterior.chains * posterior.draws_per_chain
         pick = np.unique(np.linspace(0, total - 1, min(total, max_draws)).round().astype(int))
         flat = {k: posterior.flat(k)[pick] for k in posterior.draws}
-        data = self.arrays()
+        arrays, run = self._forward
         key = jax.random.PRNGKey(self.seed if seed is None else seed)
-        sites = ["paths", *SERIES_PARAMETERS]
-        parts: dict[str, list[np.ndarray]] = {s: [] for s in sites}
+        parts: dict[str, list[np.ndarray]] = {s: [] for s in FORWARD_SITES}
         for start in range(0, len(pick), CHUNK):
-            part = {k: v[start : start + CHUNK] for k, v in flat.items()}
-            predictive = Predictive(forecast_model, posterior_samples=part, return_sites=sites)
-            out = predictive(jax.random.fold_in(key, start), **data, horizon=self.panel.horizon)
-            for s in sites:
-                parts[s].append(np.asarray(out[s]))
+            # every chunk CHUNK draws long (the last padded by repeats, then cut), so one compilation serves all
+            take = np.minimum(np.arange(start, start + CHUNK), len(pick) - 1)
+            out = run(jax.random.fold_in(key, start), {k: v[take] for k, v in flat.items()}, arrays)
+            keep = min(CHUNK, len(pick) - start)
+            for s in FORWARD_SITES:
+                parts[s].append(np.asarray(out[s])[:keep])
         result = {s: np.concatenate(v) for s, v in parts.items()}
         if not np.isfinite(result["paths"]).all():
             raise FloatingPointError("a forecast path is not finite")

@@ -118,7 +118,7 @@ def mcse_mean(x: np.ndarray, independent: bool) -> float:
     if np.ptp(x) == 0:
         return 0.0
     az = _arviz()
-    return float(az.mcse(x, method="mean"))
+    return float(np.squeeze(az.mcse(x, method="mean")))  # ArviZ 0.23 returns a one-element array
 
 
 def ess_mean(x: np.ndarray, independent: bool) -> float:
