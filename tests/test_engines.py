@@ -92,3 +92,67 @@ def test_a_model_that_reads_its_data_in_python_is_sampled_with_the_data_as_const
     # only the first n.sum() = 3 observations enter: the posterior of mu sits near their mean, 2
     assert abs(post["mu"].mean() - 2.0) < 0.3
     np.testing.assert_array_equal(post["mu"], infer(model, nuts(seed=1, chains=2))["mu"])
+
+
+def _normal_mean(y, sigma):
+    """y_i ~ N(mu, sigma^2) with mu ~ N(0, 10^2), sigma known: the posterior of mu is Normal."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+
+def test_vi_recovers_a_normal_posterior_exactly_and_psis_trusts_it():
+    """The mean-field Normal family contains this posterior, so ADVI's optimum is
+    the conjugate closed form: precision 1/10^2 + n/sigma^2, mean (sum y / sigma^2) / precision."""
+    from wager.kernel.inference import Model
+
+    rng = np.random.default_rng(4)
+    y, sigma = rng.normal(2.0, 3.0, size=40), 3.0
+    precision = 1 / 10.0**2 + len(y) / sigma**2
+    mean, sd = (y.sum() / sigma**2) / precision, precision**-0.5
+    model = Model(name="normal-mean", numpyro_model=_normal_mean, data={"y": y, "sigma": np.float64(sigma)})
+    post = infer(model, InferenceConfig(engine="vi", seed=1, vi_steps=3000, chains=2, draws=2000))
+    draws = post["mu"].ravel()
+    mcse = sd / np.sqrt(draws.size)
+    assert abs(draws.mean() - mean) < 4 * mcse + 0.01 * sd
+    assert abs(draws.std() / sd - 1) < 0.05
+    assert post.settings["pareto_k"] < 0.5
+    # same seed, same draws; the refit reuses the compiled fit
+    again = infer(model, InferenceConfig(engine="vi", seed=1, vi_steps=3000, chains=2, draws=2000))
+    np.testing.assert_array_equal(post["mu"], again["mu"])
+
+
+def test_vi_refuses_a_latent_inside_a_mini_batched_plate():
+    import numpyro
+    import numpyro.distributions as dist
+
+    from wager.kernel.inference import Model
+
+    def local(y):
+        with numpyro.plate("data", len(y), subsample_size=5) as idx:
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+            numpyro.sample("y", dist.Normal(z, 1.0), obs=y[idx])
+
+    model = Model(name="local", numpyro_model=local, data={"y": np.zeros(20)})
+    with pytest.raises(ValueError, match="subsampled plate"):
+        infer(model, InferenceConfig(engine="vi", vi_steps=10))
+
+
+def test_vi_refuses_a_mini_batched_model_without_a_whole_data_density():
+    import numpyro
+    import numpyro.distributions as dist
+
+    from wager.kernel.inference import Model
+
+    def batched(y, batch=5):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        with numpyro.plate("data", len(y), subsample_size=batch) as idx:
+            numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+
+    model = Model(name="batched", numpyro_model=batched, data={"y": np.zeros(20)})
+    with pytest.raises(ValueError, match="exact_overrides"):
+        infer(model, InferenceConfig(engine="vi", vi_steps=10))
+    whole = Model(name="batched", numpyro_model=batched, data={"y": np.zeros(20)}, exact_overrides={"batch": None})
+    assert np.isfinite(infer(whole, InferenceConfig(engine="vi", vi_steps=10, chains=1, draws=50)).settings["pareto_k"])

@@ -137,11 +137,12 @@ class _Fit:
 
         model = _Bound(fn, dict(constants))
         exact = _Bound(fn, {**constants, **overrides})
-        transforms, shapes = _latent_sites(model, example)
+        transforms, shapes, batched = _latent_sites(model, example)
+        if batched and _latent_sites(exact, example)[2]:
+            raise ValueError("the model mini-batches and its exact_overrides do not turn that off: the PSIS check needs the whole-data density")
         _, unravel = ravel_pytree({k: jnp.zeros(s) for k, s in shapes.items()})
         dim = sum(int(np.prod(s)) for s in shapes.values())
         particles, total = config.vi_particles, config.chains * config.draws
-        batched = bool(overrides)
         opt_init, opt_update, opt_params = adam(exponential_decay(config.vi_learning_rate, config.vi_steps, DECAY))
 
         def unconstrained(values: Mapping[str, Any]) -> Any:
@@ -201,32 +202,36 @@ def _strong(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), tree)
 
 
-def _latent_sites(model: Callable, example: Mapping[str, Any]) -> tuple[dict, dict]:
+def _latent_sites(model: Callable, example: Mapping[str, Any]) -> tuple[dict, dict, bool]:
     """Each latent site's bijection to unconstrained space and its unconstrained
-    shape, read off one abstract trace of the model (nothing is compiled)."""
+    shape, and whether the model mini-batches (has a subsampled plate), read off
+    one abstract trace of the model (nothing is compiled)."""
     import jax
     from numpyro import handlers
     from numpyro.distributions.transforms import biject_to
 
-    found: dict[str, tuple[Any, tuple[int, ...], bool]] = {}
+    found: dict[str, tuple[Any, tuple[int, ...], frozenset[str]]] = {}
+    subsampled: set[str] = set()
 
     def probe(arrays: Mapping[str, Any]) -> int:
         trace = handlers.trace(handlers.seed(model, jax.random.PRNGKey(0))).get_trace(**arrays)
         for name, site in trace.items():
+            if site["type"] == "plate" and site["args"][1] is not None and site["args"][1] < site["args"][0]:
+                subsampled.add(name)
             if site["type"] != "sample" or site["is_observed"]:
                 continue
             if site["fn"].support.is_discrete:
                 raise ValueError(f"latent site {name!r} is discrete: variational inference here needs continuous latents")
-            subsampled = any(f.size != f.subsample_size for f in site["cond_indep_stack"] if getattr(f, "subsample_size", None))
             transform = biject_to(site["fn"].support)
-            found[name] = (transform, tuple(transform.inverse_shape(site["value"].shape)), subsampled)
+            plates = frozenset(f.name for f in site["cond_indep_stack"])
+            found[name] = (transform, tuple(transform.inverse_shape(site["value"].shape)), plates)
         return 0
 
     jax.eval_shape(probe, dict(example))
-    inside = [name for name, (_, _, sub) in found.items() if sub]
+    inside = [name for name, (_, _, plates) in found.items() if plates & subsampled]
     if inside:
         raise ValueError(f"latent site {inside[0]!r} is inside a subsampled plate: keep latents outside the mini-batched likelihood")
-    return {k: t for k, (t, _, _) in found.items()}, {k: s for k, (_, s, _) in found.items()}
+    return {k: t for k, (t, _, _) in found.items()}, {k: s for k, (_, s, _) in found.items()}, bool(subsampled)
 
 
 _FITS: OrderedDict[tuple, _Fit] = OrderedDict()
