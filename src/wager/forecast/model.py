@@ -276,9 +276,9 @@ _COMPILED: dict[str, Any] = {}
 def compiled(fn: Any, *static: str) -> Any:
     """``fn`` under ``jax.jit``, made once per process.
 
-    Inside NUTS or SVI, which compile the whole model, this changes nothing;
-    where NumPyro runs the model op by op (a guide's set-up, ``Predictive``)
-    it turns hundreds of one-off primitive compilations into one.
+    Inside a compiled program (NUTS, SVI, the jitted forecast) this changes
+    nothing; where NumPyro runs the model op by op (NUTS's initialisation) it
+    turns hundreds of one-off primitive compilations into one.
     """
     if fn.__name__ not in _COMPILED:
         import jax
