@@ -156,3 +156,24 @@ def test_vi_refuses_a_mini_batched_model_without_a_whole_data_density():
         infer(model, InferenceConfig(engine="vi", vi_steps=10))
     whole = Model(name="batched", numpyro_model=batched, data={"y": np.zeros(20)}, exact_overrides={"batch": None})
     assert np.isfinite(infer(whole, InferenceConfig(engine="vi", vi_steps=10, chains=1, draws=50)).settings["pareto_k"])
+
+
+def _one_mean_per_group(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    with numpyro.plate("groups", y.shape[0]):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    numpyro.sample("y", dist.Normal(mu[:, None], 1.0), obs=y)
+
+
+def test_a_model_whose_latents_grow_with_its_data_gets_a_chain_per_shape():
+    from wager.kernel.inference import Model
+
+    rng = np.random.default_rng(0)
+    for groups in (3, 5, 3):
+        y = rng.normal(np.arange(groups)[:, None], 1.0, size=(groups, 20))
+        post = infer(Model(name="groups", numpyro_model=_one_mean_per_group, data={"y": y}), nuts(seed=1, chains=1))
+        assert post["mu"].shape == (1, 200, groups)
+        # each group's mean near its data's: posterior sd about 1/sqrt(20)
+        assert np.all(np.abs(post["mu"].mean(axis=(0, 1)) - y.mean(axis=1)) < 0.1)

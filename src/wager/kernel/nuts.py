@@ -84,7 +84,9 @@ def run_nuts(
     seeds = chain_seeds(config.seed, config.chains)
     data = {**model.data, **model.exact_overrides}  # NUTS needs the exact density: no mini-batches
     arrays, constants = split_data(data)
-    key = (model.numpyro_model, _constants_key(constants), _settings(config))
+    # the chain's prototype (the unconstrained layout) is read off the first data it sees: shapes are part of the key
+    shapes = tuple(sorted((k, np.shape(v), str(np.asarray(v).dtype)) for k, v in arrays.items()))
+    key = (model.numpyro_model, _constants_key(constants), _settings(config), shapes)
     traced = key not in _UNTRACEABLE
     if traced:
         try:

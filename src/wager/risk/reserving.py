@@ -9,7 +9,7 @@ below. The reserve is what is still to be paid: ``R = sum_w (U_w - L_w)`` with
 Development beyond the triangle's last column (a tail) is not modelled.
 
 The models (Meyers 2015, *Stochastic Loss Reserving Using Bayesian MCMC
-Models*, CAS Monograph 1, sections 4-5), on the logs of every observed cell::
+Models*, CAS Monograph 1), on the logs of every observed cell::
 
     log C[w, d] ~ Normal(mu[w, d], sigma[d])
     LCL (leveled chain ladder):     mu[w, d] = alpha[w] + beta[d]
@@ -34,12 +34,18 @@ development.
 The likelihood is written on ``log C``; the lognormal density of ``C`` differs
 from it by ``-sum log C``, a constant of the data, so the posterior is the same.
 
-Predictive (Meyers' section 4): for each posterior draw, the ultimates of the
-origins not yet at the last development are simulated, ``log U_w ~
+Predictive (as Meyers simulates it): for each posterior draw, the ultimates
+of the origins not yet at the last development are simulated, ``log U_w ~
 Normal(mu[w, n-1], sigma[n-1])``; under CCL origin by origin, each ``mu``
 taking the previous origin's (observed or simulated) ultimate. The first
-origin's ultimate is observed. An origin's simulated ultimate may fall below
-its latest paid amount (a negative reserve), as in Meyers' simulations.
+origin's ultimate is observed. An ultimate is not conditioned on its origin's
+latest paid amount (under LCL the cells of an origin are independent given
+``alpha``), so it may fall below it, a negative reserve: on GenIns the 2002
+origin's mean reserve is about -14,000 where the chain ladder says +95,000.
+
+Sampling. NUTS runs in coordinates that standardise ``alpha`` and ``beta``
+given ``sigma`` (``lcl_model``): sampled directly, the late columns' one or
+two cells make funnels and NUTS diverges.
 
 The peer. ``mack_reserve`` runs ``chainladder``'s ``MackChainladder`` (Mack
 1993): the chain ladder's reserve with its distribution-free standard error.
@@ -62,7 +68,7 @@ from wager.kernel.seeds import derive_seed
 
 MIN_ORIGINS = 3
 """Fewest origins (rows) a triangle may have: with two, each development factor rests on one ratio."""
-SOURCE = "Meyers (2015), Stochastic Loss Reserving Using Bayesian MCMC Models, CAS Monograph 1, sections 4-5"
+SOURCE = "Meyers (2015), Stochastic Loss Reserving Using Bayesian MCMC Models, CAS Monograph 1 (LCL and CCL)"
 BUNDLED = ("raa", "genins", "ukmotor", "abc", "m3ir5", "mw2008", "mw2014", "mortgage")
 """``chainladder`` samples that are one square cumulative triangle (``chainladder.load_sample``)."""
 
@@ -236,8 +242,8 @@ def default_priors(model: ReservingModel = "lcl") -> dict[str, Prior]:
     ``alpha`` is the prior of ``alpha[w] - log_scale``, each origin's log ultimate
     relative to ``log_scale``, the log of the largest observed cumulative loss
     (an ultimate's order of magnitude) passed with the data; Meyers' ``alpha`` is
-    likewise relative, to log premium plus the log expected loss ratio. ``beta``,
-    ``sigma_step`` and ``rho`` are Meyers' LCL and CCL priors. Being free of the
+    likewise relative, to log premium plus the log expected loss ratio. ``beta``
+    and ``sigma_step`` are Meyers' LCL priors, ``rho`` a flat one on (-1, 1). Being free of the
     data, one compiled NUTS chain serves every triangle of a size.
     """
 
@@ -270,69 +276,76 @@ def default_priors(model: ReservingModel = "lcl") -> dict[str, Prior]:
     if model == "ccl":
         priors["rho"] = p(
             "uniform",
-            "Correlation of an origin's level with the previous origin's residual: Meyers' Uniform(-1, 1).",
+            "Correlation of an origin's level with the previous origin's residual: flat over (-1, 1), as "
+            "weak as Meyers' CCL prior on the same range (his is a Beta(2, 2) stretched to it).",
             low=-1.0,
             high=1.0,
         )
     return priors
 
 
-def lcl_model(log_losses: Any, observed: Any, log_scale: Any = 0.0, *, priors: Mapping[str, Prior]) -> None:
+def lcl_model(log_losses: Any, observed: Any, log_scale: Any = 0.0, *, size: int, priors: Mapping[str, Prior]) -> None:
     """Leveled chain ladder on ``log_losses`` ``(n, n)`` (any finite value where not
     ``observed``); ``priors`` as ``default_priors``, the prior of ``alpha`` read
-    relative to ``log_scale`` ``()``.
+    relative to ``log_scale`` ``()``. ``size`` is ``n``, a Python int: the sites'
+    shapes depend on it, so it is bound into the compiled chain with the priors
+    (the kernel keeps one compiled chain per model and constants, whatever the
+    arrays' shapes).
 
-    Samples ``sigma_step`` ``(n,)``, ``origin_offset`` ``(n-1,)`` and ``column_z``
-    ``(n,)`` (see "Sampling coordinates" below); records ``alpha`` ``(n,)``, ``beta``
-    ``(n,)`` (its last entry 0) and ``sigma`` ``(n,)``.
+    Samples ``sigma_step`` ``(n,)`` and ``location_z`` ``(2n-1,)`` (see "Sampling
+    coordinates" below); records ``alpha`` ``(n,)``, ``beta`` ``(n-1,)`` (the free
+    entries: ``beta[n-1] = 0`` is not recorded, a constant having no R-hat) and
+    ``sigma`` ``(n,)``.
 
-    Sampling coordinates. Each column's level ``alpha[0] + beta[d]`` is pinned by
-    its ``k[d] = n - d`` cells to within ``sigma[d] / sqrt(k[d])``, and the last
-    columns hold one or two cells that barely bound their ``sigma`` below: sampled
-    as ``alpha`` and ``beta``, every such column is a funnel (shifting all of
-    ``alpha`` up and ``beta[d < n-1]`` down moves cell ``(0, n-1)`` alone, so that
-    funnel runs through all ``2n - 1`` of them), and NUTS diverged on 1-2% of
-    draws of GenIns. The model is the same in the coordinates sampled instead::
+    Sampling coordinates. The last development columns hold one or two cells,
+    which barely bound their ``sigma`` below, yet pin the locations near them to
+    within that ``sigma``: shifting every ``alpha`` up and every ``beta[d < n-1]``
+    down moves one fitted cell, ``(0, n-1)``, so that direction's width is
+    ``sigma[n-1]``. Sampled as ``alpha`` and ``beta`` these are funnels, and NUTS
+    diverged on 1-2% of draws of GenIns. The model is the same in coordinates
+    that standardise the locations given ``sigma``: with ``theta = (alpha,
+    beta[:n-1])`` and the cells' design ``X`` (``mu = X theta``), LCL given
+    ``sigma`` is a weighted linear model, and::
 
-        offset[w]  = alpha[w] - alpha[0]     (offset[0] = 0; origin_offset = offset[1:])
-        level[d]   = alpha[0] + beta[d]      = m[d] + sigma[d] / sqrt(k[d]) * column_z[d]
-        m[d]       = mean over observed w of (log C[w, d] - offset[w])
+        Q(sigma)      = X' W X,   W = diag(1 / sigma[d]^2) over the observed cells
+        theta_hat     = Q^-1 X' W log C                (weighted least squares)
+        theta         = theta_hat + L^-T location_z,    Q = L L' (Cholesky)
 
-    For LCL, ``column_z[d]`` is the standardised distance of column ``d``'s level
-    from its cells' mean, ``Normal(0, 1)`` a posteriori whatever ``sigma[d]`` is.
-    The map to ``(alpha, beta)`` is triangular with Jacobian ``prod_d sigma[d] /
-    sqrt(k[d])``, added as a factor; ``origin_offset`` and ``column_z`` are flat
-    and the priors of ``alpha`` and ``beta`` enter as factors (bounds included).
-    CCL uses the same coordinates (a valid change of variables, if not an exact
-    standardisation there).
+    Under LCL with flat location priors ``location_z`` is exactly ``Normal(0, I)``
+    whatever ``sigma`` is, and ``sigma`` keeps its marginal posterior; with the
+    default priors (wide for ``alpha``, flat within bounds for ``beta``) nearly so.
+    ``location_z`` is sampled flat; the map's Jacobian ``|Q|^(-1/2)``, the priors of
+    ``alpha`` and ``beta`` (bounds included) and the likelihood of every cell enter
+    as factors, so the posterior is the model's exactly. ``Q`` is positive definite
+    for any complete triangle (every row and column observed, ``beta[n-1] = 0``).
+    CCL uses the same coordinates: still a change of variables, if not an exact
+    standardisation there.
     """
-    _chain_ladder(log_losses, observed, log_scale, priors, correlated=False)
+    _chain_ladder(log_losses, observed, log_scale, size, priors, correlated=False)
 
 
-def ccl_model(log_losses: Any, observed: Any, log_scale: Any = 0.0, *, priors: Mapping[str, Prior]) -> None:
+def ccl_model(log_losses: Any, observed: Any, log_scale: Any = 0.0, *, size: int, priors: Mapping[str, Prior]) -> None:
     """Correlated chain ladder: ``lcl_model`` plus ``rho`` (``priors["rho"]``)."""
-    _chain_ladder(log_losses, observed, log_scale, priors, correlated=True)
+    _chain_ladder(log_losses, observed, log_scale, size, priors, correlated=True)
 
 
-def _chain_ladder(log_losses: Any, observed: Any, log_scale: Any, priors: Mapping[str, Prior], correlated: bool) -> None:
+def _chain_ladder(log_losses: Any, observed: Any, log_scale: Any, n: int, priors: Mapping[str, Prior], correlated: bool) -> None:
     import jax.numpy as jnp
+    import jax.scipy.linalg as jla
     import numpyro
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
 
     y = jnp.asarray(log_losses)
     mask = jnp.asarray(observed, dtype=bool)
-    n = y.shape[0]
     steps = numpyro.sample("sigma_step", priors["sigma_step"].to_numpyro().expand([n]).to_event(1))
     sigma = numpyro.deterministic("sigma", jnp.cumsum(steps[::-1])[::-1])
-    offset = jnp.concatenate([jnp.zeros(1), numpyro.sample("origin_offset", dist.ImproperUniform(constraints.real, (), (n - 1,)))])
-    z = numpyro.sample("column_z", dist.ImproperUniform(constraints.real, (), (n,)))
-    cells = mask.sum(axis=0)
-    column_mean = jnp.where(mask, y - offset[:, None], 0.0).sum(axis=0) / cells
-    level = column_mean + sigma / jnp.sqrt(cells) * z
-    numpyro.factor("jacobian", jnp.sum(jnp.log(sigma)))
-    alpha = numpyro.deterministic("alpha", level[n - 1] + offset)
-    beta = numpyro.deterministic("beta", level - level[n - 1])
+    z = numpyro.sample("location_z", dist.ImproperUniform(constraints.real, (), (2 * n - 1,)))
+    theta_hat, chol = location_given_sigma(y, mask, sigma)
+    theta = theta_hat + jla.solve_triangular(chol, z, lower=True, trans="T")
+    numpyro.factor("jacobian", -jnp.sum(jnp.log(jnp.diag(chol))))
+    alpha = numpyro.deterministic("alpha", theta[:n])
+    beta = jnp.concatenate([numpyro.deterministic("beta", theta[n:]), jnp.zeros(1)])
     numpyro.factor("alpha_prior", _log_prior(priors["alpha"], alpha - log_scale))
     numpyro.factor("beta_prior", _log_prior(priors["beta"], beta[: n - 1]))
     if correlated:
@@ -341,6 +354,31 @@ def _chain_ladder(log_losses: Any, observed: Any, log_scale: Any, priors: Mappin
     else:
         mu = alpha[:, None] + beta[None, :]
     numpyro.sample("log_losses", dist.Normal(mu, sigma).mask(mask).to_event(2), obs=y)
+
+
+def location_given_sigma(y: Any, observed: Any, sigma: Any) -> tuple[Any, Any]:
+    """``(theta_hat, L)``: LCL's weighted least-squares ``theta = (alpha, beta[:n-1])``
+    ``(2n-1,)`` given ``sigma`` ``(n,)``, and the lower Cholesky factor ``L``
+    ``(2n-1, 2n-1)`` of ``Q = X' W X`` (``lcl_model``), in JAX.
+
+    ``Q`` in blocks: ``diag_w(sum_d W[w, d])`` for ``alpha``, ``diag_d(sum_w W[w, d])``
+    for ``beta``, ``W[w, d]`` between ``alpha[w]`` and ``beta[d]``.
+    """
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jla
+
+    n = y.shape[0]
+    weight = jnp.where(observed, 1.0 / sigma[None, :] ** 2, 0.0)  # (n, n)
+    cross = weight[:, : n - 1]
+    q = jnp.block([
+        [jnp.diag(weight.sum(axis=1)), cross],
+        [cross.T, jnp.diag(cross.sum(axis=0))],
+    ])
+    wy = jnp.where(observed, weight * y, 0.0)
+    rhs = jnp.concatenate([wy.sum(axis=1), wy[:, : n - 1].sum(axis=0)])
+    chol = jnp.linalg.cholesky(q)
+    theta_hat = jla.cho_solve((chol, True), rhs)
+    return theta_hat, chol
 
 
 def _log_prior(prior: Prior, x: Any) -> Any:
@@ -368,11 +406,14 @@ def correlated_means(y: Any, observed: Any, alpha: Any, beta: Any, rho: Any, xp:
 
 def log_likelihood(triangle: Any, draws: Mapping[str, Any], model: ReservingModel = "lcl") -> np.ndarray:
     """``sum over observed cells of log Normal(log C[w, d]; mu[w, d], sigma[d])`` at each
-    draw of ``alpha``, ``beta``, ``sigma`` (and ``rho`` for CCL), shaped ``(..., n)``;
-    the result is shaped ``(...)``. NumPy only; the density the sampler used."""
+    draw of ``alpha`` and ``sigma`` ``(..., n)``, ``beta`` ``(..., n-1)`` as recorded (or
+    ``(..., n)`` ending in 0), and ``rho`` ``(...)`` for CCL; the result is shaped
+    ``(...)``. NumPy only; the density the sampler used."""
     tri = as_triangle(triangle)
     y, observed = _log_data(tri)
     alpha, beta, sigma = (np.asarray(draws[k], dtype=float) for k in ("alpha", "beta", "sigma"))
+    if beta.shape[-1] == tri.size - 1:  # as recorded: beta[n-1] = 0 left out
+        beta = np.concatenate([beta, np.zeros(beta.shape[:-1] + (1,))], axis=-1)
     if model == "ccl":
         mu = correlated_means(y, observed, alpha, beta, np.asarray(draws["rho"], dtype=float))
     else:
@@ -413,6 +454,7 @@ def build_model(
             "log_losses": y,
             "observed": observed,
             "log_scale": np.asarray(triangle_log_scale(tri)),
+            "size": tri.size,
             "priors": dict(priors or default_priors(model)),
         },
         log_likelihood=lambda draws: log_likelihood(tri, draws, model),
@@ -429,15 +471,10 @@ def fit_nuts(
     warmup: int = 500,
     draws: int = 500,
     seed: int = 20240101,
-    target_accept: float = 0.9,
+    target_accept: float = 0.8,
     progress: ProgressFn | None = None,
 ) -> Posterior:
-    """The posterior of LCL or CCL on ``triangle`` by NUTS (``wager.kernel.inference.infer``).
-
-    ``target_accept`` 0.9 rather than 0.8: the uniform priors' logit transforms
-    curve the posterior near their bounds, and smaller steps keep NUTS from
-    diverging there.
-    """
+    """The posterior of LCL or CCL on ``triangle`` by NUTS (``wager.kernel.inference.infer``)."""
     config = InferenceConfig(engine="nuts", chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept)
     return infer(build_model(triangle, model=model, priors=priors, origins=origins), config, progress)
 
@@ -519,6 +556,12 @@ def predictive_reserve(
     from wager.risk.tail import tail_summary
 
     tri = as_triangle(triangle, origins)
+    if model not in ("lcl", "ccl"):
+        raise SpecError("model", f"must be 'lcl' or 'ccl', got {model!r}")
+    if model == "ccl" and "rho" not in posterior.draws:
+        raise SpecError("model", "is 'ccl' but the posterior has no rho: it was fitted with 'lcl'")
+    if posterior["alpha"].shape[-1] != tri.size:
+        raise SpecError("triangle", f"has {tri.size} origins but the posterior's alpha has {posterior['alpha'].shape[-1]}")
     if per_draw < 1:
         raise SpecError("per_draw", f"must be at least 1, got {per_draw}")
     rng = rng if rng is not None else np.random.default_rng(derive_seed(posterior.seed, 1))
@@ -535,6 +578,7 @@ def predictive_reserve(
         log_u[..., w] = mu + sigma_last[:, None] * rng.standard_normal(shape)
         mu_prev = mu
     ultimate = np.exp(log_u).reshape(-1, n)
+    ultimate[:, 0] = tri.losses[0, n - 1]  # exactly, not through exp(log(.))
     reserve = (ultimate - tri.latest).sum(axis=1)
     tail = tail_summary(reserve, level)
     return BayesianReserve(
