@@ -9,7 +9,8 @@ Every run is recorded in the run registry (``--db``, ``WAGER_DB``, default an
 SQLite file in the user's data folder) unless ``--no-record`` is given; its
 ``--json`` output carries the ``run_id``. The registry commands (``runs``,
 ``replay``, ``plan``, ``report``) live in ``wager.cli_registry``; ``validate``
-and ``monitor`` in ``wager.cli_validate``.
+and ``monitor`` in ``wager.cli_validate``; ``forecast`` in ``wager.cli_forecast``;
+``risk reserve|var|threshold|claims`` in ``wager.cli_risk``.
 """
 
 from __future__ import annotations
@@ -297,7 +298,10 @@ def main() -> None:
         gc.freeze()
 
 
-from wager import cli_forecast, cli_registry, cli_validate  # noqa: E402,F401  (register their commands)
+from wager import cli_forecast, cli_registry, cli_risk, cli_validate  # noqa: E402  (register their commands)
+
+COMMAND_MODULES = (cli_forecast, cli_registry, cli_risk, cli_validate)
+"""Imported for the commands they register on ``app``."""
 
 if __name__ == "__main__":
     # `python -m wager.cli`: run the imported module's app, on which cli_registry

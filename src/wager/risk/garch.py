@@ -276,6 +276,16 @@ def one_day_var_es(draws: Mapping[str, Any], level: float, rng: np.random.Genera
     )
 
 
+def predictive_losses(draws: Mapping[str, Any], rng: np.random.Generator, per_draw: int = 100) -> np.ndarray:
+    """Tomorrow's simulated losses ``(chains, draws, per_draw)``, the very numbers
+    ``one_day_var_es`` reads when given a generator in the same state: ``per_draw``
+    returns ``mu + sigma_next sqrt((nu - 2)/nu) T_nu`` per posterior draw, negated."""
+    if per_draw < 1:
+        raise SpecError("per_draw", f"must be at least 1, got {per_draw}")
+    mu, sigma, nu = (_chains(draws[name]) for name in ("mu", "sigma_next", "nu"))
+    return _simulate_losses(mu, sigma, nu, rng, per_draw)
+
+
 def plug_in_var_es(mu: float, sigma_next: float, nu: float, level: float) -> VarEs:
     """VaR and ES of ``L = -(mu + sigma sqrt((nu - 2)/nu) T_nu)`` in closed form at point estimates.
 

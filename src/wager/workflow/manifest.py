@@ -4,11 +4,11 @@ A manifest is one canonical-JSON object with four parts:
 
 ``identity``
     Everything that changes the numbers: domain, model and its version, the
-    priors, a canonical hash of the data the model conditions on, the decision
-    policy, the gate policy, the inference config, the seed and the derived
-    per-chain seeds. ``identity_hash`` is SHA-256 over its canonical JSON, so
-    two runs with one identity hash must give the same draws on the same
-    numerics.
+    priors, a canonical hash of the data the model conditions on (and of any
+    data the decision reads beside it), the decision policy, the gate policy,
+    the inference config, the seed and the derived per-chain seeds.
+    ``identity_hash`` is SHA-256 over its canonical JSON, so two runs with one
+    identity hash must give the same draws on the same numerics.
 ``environment``
     Python, platform, package versions, the numerics flags that decide whether
     draws can be bit-identical (JAX PRNG implementation, threefry
@@ -94,6 +94,14 @@ def data_digest(data: Mapping[str, Any]) -> dict[str, Any]:
     return {"sha256": sha256(canonical_json(columns)), "columns": columns}
 
 
+def conditioned_data(problem: Any) -> dict[str, Any]:
+    """The model's data, and any data the decision reads beside it (a problem's
+    ``decision_data``: held-out labels, a backtest's returns), the latter keyed
+    ``decision.NAME``. A problem without ``decision_data`` hashes as before."""
+    extra = getattr(problem, "decision_data", None) or {}
+    return {**problem.model.data, **{f"decision.{name}": value for name, value in extra.items()}}
+
+
 def draw_digests(draws: Mapping[str, np.ndarray]) -> dict[str, str]:
     """Variable -> SHA-256 of its raw draws, shape ``(chains, draws, ...)``."""
     return {name: array_digest(draws[name]) for name in sorted(draws)}
@@ -108,7 +116,7 @@ def identity(result: Any) -> dict[str, Any]:
         "name": dump.get("name"),
         "model": {"name": problem.model.name, "version": model_version(problem)},
         "priors": {name: prior.model_dump() for name, prior in sorted(result.priors.items())},
-        "data": data_digest(problem.model.data),
+        "data": data_digest(conditioned_data(problem)),
         "policy": policy_of(dump),
         "gates": dump.get("gates"),
         "inference": dump.get("inference"),

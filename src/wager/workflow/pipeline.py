@@ -47,6 +47,10 @@ def domain_prepare(spec: BaseModel) -> Callable[..., Problem]:
         from wager.forecast.domain import prepare
 
         return prepare
+    if domain == "risk":
+        from wager.risk.domain import prepare
+
+        return prepare
     raise SpecError("domain", f"unknown domain {domain!r}")
 
 

@@ -211,8 +211,8 @@ def decision_sentence(record: Any) -> str:
     if result.get("status") != "decided":
         return "No action is recommended: " + blocked_reason(result)
     action = result.get("action")
-    if result.get("domain") == "ab":
-        why = result.get("why")
+    why = result.get("why")
+    if result.get("domain") == "ab" or why:
         return f"Decision: {action}" + (f" — {why}." if why else ".")
     decision = result.get("decision")
     if not isinstance(decision, Mapping):
@@ -287,6 +287,7 @@ def plain_report(record: Any) -> list[str]:
         elif action_rows(result):
             lines += _action_lines(record)
         lines += _interval_lines(record) if result.get("domain") != "ab" else []
+        lines += [str(line) for line in result.get("lines") or []]  # a domain's own sentences (risk)
         flips = flip_lines(record)
         if flips:
             lines.append("What would change the decision: " + " ".join(flips))

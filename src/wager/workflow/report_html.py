@@ -161,6 +161,7 @@ def render(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> str:
         _losses(record),
         _lifts(record, draws),
         _fans(record),
+        _risk(record),
         _posteriors(record, draws),
         _diagnostics(record),
         _priors(record),
@@ -379,6 +380,80 @@ def _fans(record: Any) -> str:
         f"{len(ranked)} series are drawn; the JSON report holds every series and grouping level."
     )
     return section("forecast", "Forecast", f'<p class="note">{esc(note)}</p><div class="figs">{"".join(figs)}</div>')
+
+
+def _risk(record: Any) -> str:
+    """A risk task's loss distribution with its VaR and TVaR (and the plug-in's VaR) marked,
+    the Bayesian figures beside the plug-in's (or Mack's), and the task's own tables."""
+    result = record.result
+    block = result.get("loss_distribution")
+    if result.get("domain") != "risk" or not isinstance(block, Mapping) or result.get("status") != "decided":
+        return ""
+    from wager.risk.problem import amount
+
+    level = f"{block['level']:g}"
+    plug = block.get("plug_in") or {}
+    note = (
+        f"{block['label']}: {block['draws']:,} draws from the posterior predictive, in {block['units']}. "
+        f"The solid line is the {level} VaR (the draws beyond it shaded), the dash-dotted line the TVaR, the mean loss beyond it"
+        + (f"; the dashed line is the VaR of the plug-in: {plug.get('label', 'point estimates')}." if plug else ".")
+    )
+    uri = plots.loss_distribution_plot(dict(block))
+    body = f'<p class="note">{esc(note)}</p>' + figure(uri, f"Loss distribution with the {level} VaR and TVaR marked", "")
+    peer = "Mack" if result.get("task") == "reserve" else "Plug-in"
+    se = block.get("se") or {}
+    rows = [
+        ["Mean", amount(block["mean"], se.get("mean", 0.0)), amount(plug["mean"], 0.0, 3) if "mean" in plug else ""],
+        [f"VaR {level}", amount(block["var"], se.get("var", 0.0)), amount(plug["var"], plug.get("var_se", 0.0), 3) if plug else "n/a"],
+        [f"TVaR {level}", amount(block["tvar"], se.get("tvar", 0.0)), amount(plug["tvar"], plug.get("tvar_se", 0.0), 3) if plug else "n/a"],
+    ]
+    body += table(["", "Posterior predictive", peer], rows, numeric=(1, 2), stack="compact")
+    body += _risk_tables(result)
+    return section("risk", "Loss distribution and capital", body)
+
+
+def _risk_tables(result: Mapping[str, Any]) -> str:
+    """The task's own figures: per origin (reserve), the backtest (var), the held-out
+    pricing (threshold), per class (claims)."""
+    from wager.risk.problem import amount
+
+    task, out = result.get("task"), ""
+    if task == "reserve":
+        mack, bayes = result["mack"], result["reserve"]
+        out += kv([("Bayesian reserve (mean, sd)", f"{amount(bayes['mean'], bayes.get('mean_se', 0.0))}, {amount(bayes['sd'])}"),
+                   ("Mack reserve (standard error)", f"{amount(mack['reserve'])} ({amount(mack['se'])})")])
+        rows = [[o["origin"], amount(o["latest"]), amount(o["ultimate_mean"]), amount(o["reserve_mean"]), amount(o["reserve_sd"]),
+                 amount(o["mack_reserve"]), amount(o["mack_se"])] for o in result.get("origins", [])]
+        out += "<h3>By origin</h3>" + table(["Origin", "Paid to date", "Ultimate", "Reserve", "SD", "Mack reserve", "Mack SE"], rows, numeric=range(1, 7), stack="compact")
+    elif task == "var" and result.get("backtest"):
+        b = result["backtest"]
+        rows = [
+            ["Days forecast", str(b["days"])],
+            ["Exceptions (expected)", f"{b['exceptions']} ({b['expected_exceptions']:.3g})"],
+            ["Kupiec proportion of failures", f"LR {b['kupiec']:.3g}, p = {b['kupiec_p_value']:.3f}"],
+            ["Christoffersen independence", f"LR {b['christoffersen']:.3g}, p = {b['christoffersen_p_value']:.3f}"],
+            ["Conditional coverage", f"LR {b['conditional_coverage']:.3g}, p = {b['conditional_coverage_p_value']:.3f}"],
+            ["Basel traffic light", b["zone"]],
+        ]
+        out += (f"<h3>Backtest</h3><p class=\"note\">{esc(b['engine'])} fits on {b['window']}-day windows, refitted every "
+                f"{b['refit_every']} days ({b['refits']} fits).</p>") + table(["Test", "Result"], rows, stack="compact")
+    elif task == "threshold":
+        t, h = result["threshold"], result["holdout"]
+        lo, hi = h["optimal_threshold"]["interval"]
+        rows = [
+            ["Bayes threshold c_fp / (c_fp + c_fn)", f"{t['bayes_threshold']:.4g}"],
+            [f"Declined of {t['applicants']} {t['scored']}", str(t["declined"])],
+            [f"Held-out cost per applicant at the Bayes threshold ({h['applicants']} applicants)", f"{h['cost_at_bayes']:.4g}"],
+            ["Held-out cost per applicant at 0.5", f"{h['cost_at_half']:.4g}"],
+            ["Saving per applicant (standard error)", f"{h['saving']:.3g} ({h['saving_se']:.2g})"],
+            ["Best threshold on the held-out applicants, 90% posterior interval", f"{lo:.3f} to {hi:.3f}"],
+        ]
+        out += "<h3>Threshold</h3>" + table(["", "Value"], rows, stack="compact")
+    elif task == "claims":
+        rows = [[c["class"], amount(c["exposure"], 0.0, 3), f"{c['rate_mean']:.4g}", amount(c["mean_severity"], 0.0, 3), amount(c["expected_loss"], 0.0, 3)]
+                for c in result.get("classes", [])]
+        out += "<h3>By class</h3>" + table(["Class", "Exposure", "Claim rate", "Mean claim", "Expected loss"], rows, numeric=range(1, 5), stack="compact")
+    return out
 
 
 def _arm_data(record: Any) -> str:

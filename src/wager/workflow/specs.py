@@ -1,6 +1,7 @@
 """Loading and validating specs: YAML/JSON files or Python dicts, one error type.
 
-The ``domain`` key picks the schema. Anything wrong raises ``SpecError`` naming
+The ``domain`` key picks the schema; a domain with several tasks (``risk``)
+picks the task's schema by ``task``. Anything wrong raises ``SpecError`` naming
 the field and the rule; nothing is run and nothing is written.
 """
 
@@ -20,8 +21,9 @@ def schemas() -> dict[str, type[BaseModel]]:
     from wager.ab.spec import ABSpec
     from wager.custom.spec import CustomSpec
     from wager.forecast.spec import ForecastSpec
+    from wager.risk.spec import RiskSpec
 
-    return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec}
+    return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec, "risk": RiskSpec}
 
 
 def schema_for(payload: Any) -> type[BaseModel]:
@@ -32,7 +34,9 @@ def schema_for(payload: Any) -> type[BaseModel]:
     known = schemas()
     if domain not in known:
         raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
-    return known[domain]
+    schema = known[domain]
+    pick = getattr(schema, "for_payload", None)  # one schema per task
+    return pick(payload) if pick is not None else schema
 
 
 def parse_spec(payload: Any) -> BaseModel:

@@ -1,0 +1,113 @@
+"""What the risk tasks share on the path: priors with overrides, input errors named
+by the spec's field, and the loss distribution every task hands the report.
+
+Each task is one small problem class (``wager.risk.reserve_problem``,
+``var_problem``, ``threshold_problem``, ``claims_problem``) with ``model``,
+``priors`` and ``decide(posterior) -> Outcome``; ``wager.risk.domain.prepare``
+builds the one a spec's ``task`` names.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from wager.errors import SpecError
+from wager.kernel.digits import decimals_for
+from wager.kernel.priors import Prior
+
+BINS = 40
+"""Bars of the loss histogram the report draws."""
+CLIP = 0.0005
+"""The histogram spans the 0.05% to 99.95% quantiles (and the tail measures): a few
+extreme draws of a heavy tail would otherwise squeeze every other bar into one."""
+
+
+def with_overrides(defaults: Mapping[str, Prior], overrides: Mapping[str, Prior]) -> dict[str, Prior]:
+    """The documented defaults with the spec's ``priors`` replacing them by name."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise SpecError(f"priors.{unknown[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
+    return {**defaults, **overrides}
+
+
+@contextmanager
+def reading(field: str) -> Iterator[None]:
+    """Name the spec's ``field`` in a ``SpecError`` a risk module raises about its own
+    argument: ``data.path: triangle has a hole at ...``."""
+    try:
+        yield
+    except SpecError as exc:
+        raise SpecError(field, f"{exc.field} {exc.rule}" if exc.field else exc.rule) from None
+
+
+def amount(value: float, se: float = 0.0, exact_digits: int = 4) -> str:
+    """``value`` with the digits ``se`` supports (``wager.kernel.digits``), thousands
+    separated; where the error is tens or more, the integer digits it leaves
+    uncertain are rounded away too (``52,135`` with an error of 300 reads ``52,100``).
+    An exact value (``se == 0``) keeps ``exact_digits`` significant digits, and all of
+    its integer digits."""
+    if not np.isfinite(value):
+        return str(value)
+    if se > 0 and 2 * se >= 10:
+        return f"{round(value, -math.floor(math.log10(2 * se))):,.0f}"
+    return f"{value:,.{decimals_for(se, value, exact_digits)}f}"
+
+
+def resolve(path: str, base_dir: Path | None) -> Path:
+    """``path`` relative to the spec's folder (as given when absolute or there is none)."""
+    p = Path(path)
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
+def loss_distribution(
+    label: str,
+    units: str,
+    losses: np.ndarray,
+    level: float,
+    var: float,
+    tvar: float,
+    plug_in: Mapping[str, Any] | None = None,
+    se: Mapping[str, float] | None = None,
+    bins: int = BINS,
+) -> dict[str, Any]:
+    """The report's block: a histogram of the simulated ``losses`` (``bins`` bars from the
+    0.05% to the 99.95% quantile, widened to show the tail measures), their mean, the
+    VaR and TVaR at ``level`` with Monte Carlo standard errors ``se`` (keys ``mean``,
+    ``var``, ``tvar``; 0 where not given), and the plug-in's figures (``{"mean", "var",
+    "tvar", "label"}``, optionally ``var_se``, ``tvar_se``) or ``None``. ``outside``
+    counts the draws left off either end."""
+    x = np.asarray(losses, dtype=float).ravel()
+    marks = [var, tvar] + ([plug_in["var"], plug_in["tvar"]] if plug_in else [])
+    lo = min(float(np.quantile(x, CLIP)), *marks)
+    hi = max(float(np.quantile(x, 1 - CLIP)), *marks)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    hi += 0.02 * (hi - lo)  # TVaR on the last edge still gets a bar
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    return {
+        "label": label,
+        "units": units,
+        "draws": int(x.size),
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist(), "outside": [int((x < lo).sum()), int((x > hi).sum())]},
+        "mean": float(x.mean()),
+        "level": float(level),
+        "var": float(var),
+        "tvar": float(tvar),
+        "se": {k: float((se or {}).get(k, 0.0)) for k in ("mean", "var", "tvar")},
+        "plug_in": dict(plug_in) if plug_in else None,
+    }
+
+
+def mean_mcse(values: np.ndarray, chains: int, per_draw: int) -> float:
+    """MCSE of the mean of ``values`` ``(chains * draws * per_draw,)``, simulated
+    ``per_draw`` at a time from each posterior draw, chains in order: the MCSE of the
+    per-draw means through the chains' effective sample size."""
+    from wager.kernel.diagnostics import mcse_mean
+
+    per = np.asarray(values, dtype=float).reshape(chains, -1, per_draw).mean(axis=-1)
+    return mcse_mean(per, independent=False)
