@@ -19,6 +19,7 @@ import numpy as np
 from wager.forecast.data import Panel, choose_transform, transform
 from wager.forecast.decide import capacity, newsvendor
 from wager.forecast.model import LIKELIHOODS, Layout, default_priors, forecast_model
+from wager.kernel.diagnostics import quantile_se
 from wager.kernel.digits import fmt
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
@@ -226,7 +227,7 @@ class ForecastProblem:
         labels = panel.labels()
         horizon = [f"{t:%Y-%m-%d}" for t in panel.future]
         q = np.quantile(paths, QUANTILES, axis=0)  # (quantiles, series, horizon)
-        se_median = _quantile_se(paths, 0.5)
+        se_median = quantile_se(paths, 0.5)
         history = panel.observed.sum(axis=1)
         recent = panel.values[:, -3 * panel.period :]  # the last three seasons, for fan charts
         series = []
@@ -262,7 +263,7 @@ class ForecastProblem:
             f"{paths.shape[0]} sample paths each; {self.transform_reason}.",
         ]
         first = aggregates["total"][1][:, 0, 0]  # the total in the first forecast period, per draw
-        (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(_quantile_se(first, p))) for p in (0.1, 0.5, 0.9))
+        (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(quantile_se(first, p))) for p in (0.1, 0.5, 0.9))
         lines.append(
             f"Total {panel.value} in the first period: {fmt(med, med_se)} "
             f"(80% interval {fmt(lo, lo_se)} to {fmt(hi, hi_se)})."
@@ -307,11 +308,3 @@ class ForecastProblem:
         summary["median_se_max"] = float(se_median.max())
         return Outcome(action=action, summary=summary, lines=lines)
 
-
-def _quantile_se(paths: np.ndarray, p: float) -> np.ndarray:
-    """Monte Carlo standard error of the ``p``-quantile per trailing index, from
-    the order statistics ``sqrt(p (1 - p) / S)`` apart in probability either side."""
-    s = paths.shape[0]
-    d = np.sqrt(p * (1 - p) / s)
-    lo, hi = np.quantile(paths, [max(p - d, 0.0), min(p + d, 1.0)], axis=0)
-    return (hi - lo) / 2

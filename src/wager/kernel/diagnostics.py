@@ -144,3 +144,13 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
         warnings.simplefilter("ignore")  # ArviZ warns on k_hat > 0.7; the caller reads k_hat itself
         log_w, k_hat = az.psislw(x.reshape(-1).copy())
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
+
+
+def quantile_se(draws: np.ndarray, p: float) -> np.ndarray:
+    """Monte Carlo standard error of the ``p``-quantile of independent ``draws``
+    (first axis), per trailing index: half the distance between the quantiles
+    ``sqrt(p (1 - p) / S)`` either side of ``p`` in probability."""
+    x = np.asarray(draws, dtype=float)
+    d = np.sqrt(p * (1 - p) / x.shape[0])
+    lo, hi = np.quantile(x, [max(p - d, 0.0), min(p + d, 1.0)], axis=0)
+    return (hi - lo) / 2

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from wager.kernel.diagnostics import quantile_se
 from numpy.typing import ArrayLike
 
 from wager.errors import SpecError
@@ -53,7 +55,7 @@ class TailSummary:
 def var(losses: ArrayLike, level: float) -> tuple[np.ndarray, np.ndarray]:
     """``(VaR_level, its MCSE)`` along axis 0 of ``losses``."""
     x = _losses(losses, level)
-    return _var(x, level), _quantile_se(x, level)
+    return _var(x, level), quantile_se(x, level)
 
 
 def tvar(losses: ArrayLike, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +69,7 @@ def tail_summary(losses: ArrayLike, level: float) -> TailSummary:
     x = _losses(losses, level)
     v = _var(x, level)
     t, t_se = _tvar(x, level, v)
-    return TailSummary(level=level, var=v, var_se=_quantile_se(x, level), tvar=t, tvar_se=t_se)
+    return TailSummary(level=level, var=v, var_se=quantile_se(x, level), tvar=t, tvar_se=t_se)
 
 
 def _var(x: np.ndarray, level: float) -> np.ndarray:
@@ -77,13 +79,6 @@ def _var(x: np.ndarray, level: float) -> np.ndarray:
 def _tvar(x: np.ndarray, level: float, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = v + np.maximum(x - v, 0.0) / (1 - level)
     return z.mean(axis=0), z.std(axis=0, ddof=1) / np.sqrt(x.shape[0])
-
-
-def _quantile_se(x: np.ndarray, p: float) -> np.ndarray:
-    # same rule as the forecast domain's quantile standard error
-    d = np.sqrt(p * (1 - p) / x.shape[0])
-    lo, hi = np.quantile(x, [max(p - d, 0.0), min(p + d, 1.0)], axis=0)
-    return (hi - lo) / 2
 
 
 def _losses(losses: ArrayLike, level: float) -> np.ndarray:
