@@ -110,7 +110,7 @@ def test_the_pooled_model_recovers_the_parameters_it_was_simulated_with(recovery
         z = (draws.mean(axis=0) - true) / draws.std(axis=0)
         assert np.all(np.abs(z) < 3), (name, z)
     # the global noise level on the model's standardised scale: log(sigma_true / scale)
-    scale = result.problem.layout.scale
+    scale = result.problem.standard[1]
     post = result.posterior.flat("sigma_log_mean")
     z = (post.mean() - (Truth().sigma_log_mean - np.log(scale))) / post.std()
     assert abs(z) < 3, z
@@ -348,7 +348,7 @@ def test_an_event_table_adds_an_effect_that_is_learned_and_forecast():
     problem = prepare(spec, frame=history, events=events)
     assert problem.panel.regressors == ("event:promotion",)
     posterior = infer(problem.model, spec.inference)
-    effect = posterior.flat("coef")[:, 0] * problem.layout.scale  # back on the log scale
+    effect = posterior.flat("coef")[:, 0] * problem.standard[1]  # back on the log scale
     assert abs(effect.mean() - 0.6) < 0.15, effect.mean()
     # the known future promotion (second forecast quarter) shifts every path by the
     # effect on the log scale there, and nowhere else: with and without it in the table
@@ -409,3 +409,43 @@ def test_intermittent_counts_get_integer_paths_at_the_right_level(likelihood):
     expected = np.array([rates[s] for s in result.keys["sku"]])[:, None] * season[None, :]  # quarters 29-32: seasons 0..3
     mean = paths.mean(axis=0)
     assert np.all(np.abs(np.log((mean + 0.5) / (expected + 0.5))) < np.log(2.0)), (mean, expected)
+
+
+@pytest.mark.parametrize("likelihood", ["normal", "student_t", "negbin"])
+def test_padding_the_time_axis_changes_neither_the_density_nor_the_forecast(likelihood):
+    """The problem pads time to a multiple of ``TIME_BUCKET`` (so origins share a compiled
+    program); the padded columns are masked out and the filters keep the state at ``end``,
+    so the log density at any parameters, and the paths from the same draws and key, equal
+    those of the unpadded arrays."""
+    import jax
+    from numpyro.infer import Predictive
+    from numpyro.infer.util import log_density
+
+    from wager.forecast.domain import prepare
+    from wager.forecast.problem import TIME_BUCKET, forward
+    from wager.forecast.spec import ForecastSpec
+    from wager.kernel.nuts import _Bound, split_data
+
+    history, _ = simulate_panel({"region": 2, "product": 2}, n_time=21, horizon=4, seed=5)
+    if likelihood == "negbin":
+        history["value"] = history["value"].round()
+    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=4, likelihood=likelihood)
+    problem = prepare(spec, frame=history)
+    padded, constants = split_data(problem.arrays())
+    assert padded["z"].shape[1] == TIME_BUCKET * 2 and int(padded["end"]) == 21
+    assert not padded["mask"][:, 21:].any()
+    unpadded = {**padded, "z": padded["z"][:, :21], "mask": padded["mask"][:, :21], "end": None}
+
+    model = _Bound(problem.model.numpyro_model, constants)
+    prior = Predictive(model, num_samples=3)(jax.random.PRNGKey(0), **unpadded)
+    latents = {k: v for k, v in prior.items() if k != "loglik"}
+    for i in range(3):
+        params = {k: v[i] for k, v in latents.items()}
+        a = log_density(model, (), padded, params)[0]
+        b = log_density(model, (), unpadded, params)[0]
+        assert float(a) == pytest.approx(float(b), rel=1e-12)
+
+    run = forward({**constants, "horizon": 4})
+    key = jax.random.PRNGKey(1)
+    with_padding, without = run(key, latents, padded), run(key, latents, unpadded)
+    np.testing.assert_allclose(np.asarray(with_padding["paths"]), np.asarray(without["paths"]), rtol=1e-12)

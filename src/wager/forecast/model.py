@@ -41,6 +41,13 @@ each posterior draw (run through ``numpyro.infer.Predictive``): the initial
 state from its conditional posterior (Normal) or as sampled, the final state
 from the filter, then ``horizon`` steps of the state equations with simulated
 noise. Paths are returned on the data's scale (``paths``).
+
+Padding. The time axis may run past the data: columns after ``end`` are
+masked out (they change no likelihood) and the filters keep the state at
+``end``, so panels of different lengths padded to one length share one
+compiled program (rolling origins, leave-future-out refits). The
+standardisation (``standard``: centre and scale) is data, not a constant, for
+the same reason.
 """
 
 from __future__ import annotations
@@ -67,8 +74,6 @@ class Layout:
     levels: tuple[int, ...]
     likelihood: str = "normal"
     transform: str = "log1p"  # log | log1p | identity (counts: identity)
-    center: float = 0.0
-    scale: float = 1.0
     regressors: tuple[str, ...] = ()
 
     @property
@@ -129,6 +134,8 @@ def forecast_model(
     mask: Any,
     groups: Any,
     x: Any = None,
+    standard: Any = (0.0, 1.0),
+    end: Any = None,
     *,
     layout: Layout,
     priors: Mapping[str, Prior],
@@ -137,13 +144,18 @@ def forecast_model(
 ) -> None:
     """The panel model. ``z``, ``mask``: ``(series, time)``, missing values as 0
     with ``mask`` 0; ``groups``: ``(series, grouping columns)`` level indices;
-    ``x``: ``(series, time + horizon, regressors)`` or ``None``; ``batch``: series
-    per SVI step (mini-batching), ``None`` for all."""
+    ``x``: ``(series, time + horizon, regressors)`` or ``None``, the future's
+    values from column ``end``; ``standard``: the centre and scale that map ``z``
+    back to the transformed data (counts: the log mean count, 1); ``end``: the
+    periods observed, the columns after it padding (default: all); ``batch``:
+    series per SVI step (mini-batching), ``None`` for all."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     n_series, n_time = z.shape
+    end = n_time if end is None else end
+    standard = jnp.asarray(standard)
 
     def prior(name: str, shape: tuple[int, ...] = ()) -> Any:
         d = priors[name].to_numpyro()
@@ -192,10 +204,10 @@ def forecast_model(
 
     # The per-series latents: each series' noise deviation and (unless the
     # Normal likelihood integrates them out) its initial states, non-centred.
-    standard = dist.Normal(0.0, 1.0)
+    unit = dist.Normal(0.0, 1.0)
     with numpyro.plate("series", n_series):
-        sigma = jnp.exp(log_sigma + sigma_series_sd * numpyro.sample("sigma_series_z", standard))
-        init_z = None if layout.likelihood == "normal" else numpyro.sample("init_z", standard.expand((layout.n_initial,)).to_event(1))
+        sigma = jnp.exp(log_sigma + sigma_series_sd * numpyro.sample("sigma_series_z", unit))
+        init_z = None if layout.likelihood == "normal" else numpyro.sample("init_z", unit.expand((layout.n_initial,)).to_event(1))
 
     # The likelihood per series; with ``batch`` (SVI only) a random subset of
     # series per step, scaled up by series / batch. Latents stay outside this
@@ -208,53 +220,56 @@ def forecast_model(
                 numpyro.deterministic(name, v)
         z, mask = jnp.asarray(z), jnp.asarray(mask)
         init = (init_mean[idx], init_sd, None if init_z is None else init_z[idx])
-        _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma[idx], init, extra, layout, horizon)
+        _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma[idx], init, extra, layout, horizon, standard, end)
 
 
-def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layout, horizon: int) -> None:
+def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layout, horizon: int, standard, end) -> None:
     """The likelihood (and, with ``horizon > 0``, the forecast paths) of the series in the plate.
     ``init``: the initial states' prior mean and sd, and their standardised values (``None``
     where the Normal likelihood integrates them out)."""
+    import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     n_series, n_time = z.shape
+    past = shift[:, :n_time]
+    future = jax.lax.dynamic_slice_in_dim(shift, end, horizon, axis=1) if horizon > 0 else None
     n_init = layout.n_initial
     init_mean, init_sd, init_z = init
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
-    standard = dist.Normal(0.0, 1.0)
+    unit = dist.Normal(0.0, 1.0)
 
     if layout.likelihood == "normal":
-        a, A, stats = compiled(affine_filter)(z, mask, shift[:, :n_time], params)
+        a, A, stats = compiled(affine_filter)(z, mask, past, params, end)
         loglik, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
         numpyro.factor("loglik", loglik)
         if horizon > 0:
-            eps = numpyro.sample("init_noise", standard.expand((n_init,)).to_event(1))
+            eps = numpyro.sample("init_noise", unit.expand((n_init,)).to_event(1))
             u = post_mean + _solve_upper(post_chol, eps)
             state = a + jnp.einsum("nkp,np->nk", A, u)
-            noise = numpyro.sample("future_noise", standard.expand((horizon,)).to_event(1))
-            paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
-            numpyro.deterministic("paths", back_transform(paths, layout))
+            noise = numpyro.sample("future_noise", unit.expand((horizon,)).to_event(1))
+            paths = compiled(simulate_gaussian)(state, params, future, sigma[:, None] * noise)
+            numpyro.deterministic("paths", back_transform(paths, layout, standard))
         return
 
     u = init_mean + jnp.sqrt(init_var) * init_z
     if layout.likelihood == "student_t":
         df = extra
-        state, loglik = compiled(explicit_filter_t)(z, mask, shift[:, :n_time], params, u, sigma, df)
+        state, loglik = compiled(explicit_filter_t)(z, mask, past, params, u, sigma, df, end)
         numpyro.factor("loglik", loglik)
         if horizon > 0:
             noise = numpyro.sample("future_noise", dist.StudentT(df).expand((horizon,)).to_event(1))
-            paths = compiled(simulate_gaussian)(state, params, shift[:, n_time:], sigma[:, None] * noise)
-            numpyro.deterministic("paths", back_transform(paths, layout))
+            paths = compiled(simulate_gaussian)(state, params, future, sigma[:, None] * noise)
+            numpyro.deterministic("paths", back_transform(paths, layout, standard))
         return
 
     concentration, zero = extra
-    state, loglik = compiled(explicit_filter_counts)(z, mask, shift[:, :n_time], params, u, layout.center, concentration, zero)
+    state, loglik = compiled(explicit_filter_counts)(z, mask, past, params, u, standard[0], concentration, zero, end)
     numpyro.factor("loglik", loglik)
     if horizon > 0:
         key = numpyro.prng_key()
-        paths = compiled(simulate_counts, "horizon")(key, state, params, shift[:, n_time:], layout.center, concentration, zero, horizon)
+        paths = compiled(simulate_counts, "horizon")(key, state, params, future, standard[0], concentration, zero, horizon)
         numpyro.deterministic("paths", paths)
 
 
@@ -323,10 +338,11 @@ def _advance(state: Any, e: Any, params: Smoothing) -> Any:
     return jnp.concatenate([level[:, None], trend[:, None], state[:, 3:], season[:, None]], axis=1)
 
 
-def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing) -> tuple[Any, Any, tuple[Any, Any, Any, Any]]:
+def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing, end: Any = None) -> tuple[Any, Any, tuple[Any, Any, Any, Any]]:
     """Run the filter with the state affine in the initial state, ``x_t = a_t + A_t u``.
 
-    Returns the final ``a`` ``(series, k)``, ``A`` ``(series, k, p)`` and the
+    Returns ``a`` ``(series, k)`` and ``A`` ``(series, k, p)`` after ``end`` steps
+    (default: all; later steps are padding), and the
     sufficient statistics of ``e = r - D u`` over observed steps:
     ``(sum r^2, D'r, D'D, count)``. ``a`` and ``A`` travel as one array
     ``[a | A]`` so each step is one update; the statistics are summed after the
@@ -341,13 +357,15 @@ def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing) -> tuple[Any
     start = jnp.broadcast_to(jnp.concatenate([jnp.zeros((k, 1)), c], axis=1), (n, k, 1 + p))
     pad = jnp.zeros((n, p))
 
-    def step(aa, inputs):
-        zt, mt, st = inputs
+    def step(carry, inputs):
+        aa, kept = carry
+        zt, mt, st, t = inputs
         # the innovation's coefficients [r | -d], e = r - d u; zero where unobserved
         rd = (jnp.concatenate([(zt - st)[:, None], pad], axis=1) - _prediction(aa, params.phi)) * mt[:, None]
-        return _advance(aa, rd, params), rd
+        aa = _advance(aa, rd, params)
+        return (aa, _kept(t, end, aa, kept)), rd
 
-    aa, rd = jax.lax.scan(step, start, (z.T, mask.T, shift.T), unroll=UNROLL)
+    (_, aa), rd = jax.lax.scan(step, (start, start), (z.T, mask.T, shift.T, jnp.arange(z.shape[1])), unroll=UNROLL)
     r, d = rd[:, :, 0], -rd[:, :, 1:]  # (time, n), (time, n, p)
     stats = (
         jnp.einsum("tn,tn->n", r, r),
@@ -356,6 +374,13 @@ def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing) -> tuple[Any
         mask.sum(axis=1),
     )
     return aa[:, :, 0], aa[:, :, 1:], stats
+
+
+def _kept(t: Any, end: Any, new: Any, kept: Any) -> Any:
+    """The state to keep after step ``t`` (0-based): the new one until ``end`` steps are done."""
+    import jax.numpy as jnp
+
+    return new if end is None else jnp.where(t < end, new, kept)
 
 
 def marginal_normal(stats: tuple[Any, Any, Any, Any], mean: Any, var: Any, sigma: Any) -> tuple[Any, Any, Any]:
@@ -387,8 +412,9 @@ def _solve_upper(upper: Any, eps: Any) -> Any:
     return jax.scipy.linalg.solve_triangular(upper, eps[..., None], lower=False)[..., 0]
 
 
-def explicit_filter_t(z, mask, shift, params: Smoothing, u, sigma, df) -> tuple[Any, Any]:
-    """The filter from a given initial state; Student-t log-likelihood per series."""
+def explicit_filter_t(z, mask, shift, params: Smoothing, u, sigma, df, end=None) -> tuple[Any, Any]:
+    """The filter from a given initial state; Student-t log-likelihood per series, and
+    the state after ``end`` steps (default: all)."""
     import jax
     import jax.numpy as jnp
     import numpyro.distributions as dist
@@ -397,13 +423,14 @@ def explicit_filter_t(z, mask, shift, params: Smoothing, u, sigma, df) -> tuple[
     noise = dist.StudentT(df, 0.0, sigma)
 
     def step(carry, inputs):
-        state, ll = carry
-        zt, mt, st = inputs
+        state, kept, ll = carry
+        zt, mt, st, t = inputs
         e = (zt - st - _prediction(state, params.phi)) * mt
         ll = ll + mt * noise.log_prob(e)
-        return (_advance(state, e, params), ll), None
+        state = _advance(state, e, params)
+        return (state, _kept(t, end, state, kept), ll), None
 
-    (state, ll), _ = jax.lax.scan(step, (state0, jnp.zeros(z.shape[0])), (z.T, mask.T, shift.T))
+    (_, state, ll), _ = jax.lax.scan(step, (state0, state0, jnp.zeros(z.shape[0])), (z.T, mask.T, shift.T, jnp.arange(z.shape[1])))
     return state, ll
 
 
@@ -417,23 +444,25 @@ def _count_distribution(log_mean, concentration, zero):
     return dist.ZeroInflatedDistribution(nb, gate=zero)
 
 
-def explicit_filter_counts(y, mask, shift, params: Smoothing, u, center, concentration, zero) -> tuple[Any, Any]:
+def explicit_filter_counts(y, mask, shift, params: Smoothing, u, center, concentration, zero, end=None) -> tuple[Any, Any]:
     """The score-driven count filter: states on the log-mean scale, innovation
-    ``log1p(y) - log1p(mean)``; (zero-inflated) negative-binomial log-likelihood."""
+    ``log1p(y) - log1p(mean)``; (zero-inflated) negative-binomial log-likelihood, and
+    the state after ``end`` steps (default: all)."""
     import jax
     import jax.numpy as jnp
 
     state0 = u @ jnp.asarray(initial_map(params.period)).T
 
     def step(carry, inputs):
-        state, ll = carry
-        yt, mt, st = inputs
+        state, kept, ll = carry
+        yt, mt, st, t = inputs
         log_mean = jnp.clip(center + st + _prediction(state, params.phi), -20.0, 20.0)
         ll = ll + mt * _count_distribution(log_mean, concentration, zero).log_prob(yt)
         e = (jnp.log1p(yt) - jnp.log1p(jnp.exp(log_mean))) * mt
-        return (_advance(state, e, params), ll), None
+        state = _advance(state, e, params)
+        return (state, _kept(t, end, state, kept), ll), None
 
-    (state, ll), _ = jax.lax.scan(step, (state0, jnp.zeros(y.shape[0])), (y.T, mask.T, shift.T))
+    (_, state, ll), _ = jax.lax.scan(step, (state0, state0, jnp.zeros(y.shape[0])), (y.T, mask.T, shift.T, jnp.arange(y.shape[1])))
     return state, ll
 
 
@@ -468,11 +497,11 @@ def simulate_counts(key, state, params: Smoothing, shift, center, concentration,
     return y.T
 
 
-def back_transform(z: Any, layout: Layout) -> Any:
-    """Standardised transformed values back to the data's scale."""
+def back_transform(z: Any, layout: Layout, standard: Any) -> Any:
+    """Standardised transformed values back to the data's scale (``standard``: centre, scale)."""
     import jax.numpy as jnp
 
-    v = z * layout.scale + layout.center
+    v = z * standard[1] + standard[0]
     if layout.transform == "log":
         return jnp.exp(v)
     if layout.transform == "log1p":
