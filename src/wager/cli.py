@@ -10,7 +10,8 @@ SQLite file in the user's data folder) unless ``--no-record`` is given; its
 ``--json`` output carries the ``run_id``. The registry commands (``runs``,
 ``replay``, ``plan``, ``report``) live in ``wager.cli_registry``; ``validate``
 and ``monitor`` in ``wager.cli_validate``; ``forecast`` in ``wager.cli_forecast``;
-``risk reserve|var|threshold|claims`` in ``wager.cli_risk``.
+``risk reserve|var|threshold|claims`` in ``wager.cli_risk``;
+``fusion track`` in ``wager.cli_fusion``; ``science sir|pk`` in ``wager.cli_science``.
 """
 
 from __future__ import annotations
@@ -298,9 +299,9 @@ def main() -> None:
         gc.freeze()
 
 
-from wager import cli_forecast, cli_registry, cli_risk, cli_validate  # noqa: E402  (register their commands)
+from wager import cli_forecast, cli_fusion, cli_registry, cli_risk, cli_science, cli_validate  # noqa: E402  (register their commands)
 
-COMMAND_MODULES = (cli_forecast, cli_registry, cli_risk, cli_validate)
+COMMAND_MODULES = (cli_forecast, cli_fusion, cli_registry, cli_risk, cli_science, cli_validate)
 """Imported for the commands they register on ``app``."""
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ def domain_prepare(spec: BaseModel) -> Callable[..., Problem]:
         from wager.risk.domain import prepare
 
         return prepare
+    if domain == "science":
+        from wager.science.domain import prepare
+
+        return prepare
+    if domain == "fusion":
+        from wager.fusion.domain import prepare
+
+        return prepare
     raise SpecError("domain", f"unknown domain {domain!r}")
 
 

@@ -162,6 +162,8 @@ def render(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> str:
         _lifts(record, draws),
         _fans(record),
         _risk(record),
+        _fusion(record),
+        _science(record),
         _posteriors(record, draws),
         _diagnostics(record),
         _priors(record),
@@ -454,6 +456,83 @@ def _risk_tables(result: Mapping[str, Any]) -> str:
                 for c in result.get("classes", [])]
         out += "<h3>By class</h3>" + table(["Class", "Exposure", "Claim rate", "Mean claim", "Expected loss"], rows, numeric=range(1, 5), stack="compact")
     return out
+
+
+def _fusion(record: Any) -> str:
+    """A fusion run's answer to "where am I, plus or minus how much": the smoothed position
+    (minus its mean, so the band shows) and velocity with their credible bands, and the figures."""
+    result = record.result
+    block = result.get("trajectory")
+    if result.get("domain") != "fusion" or not isinstance(block, Mapping) or result.get("status") != "decided":
+        return ""
+    level = f"{block.get('level', 0.95):.0%}"
+    pos, vel, tol = result["position"], result["velocity"], result["within_tolerance"]
+    note = (
+        f"The RTS smoother over every accelerometer sample for {block['draws']} posterior draws of the noise levels; "
+        f"the band is the {level} central interval of their mixture. The position is drawn minus its posterior mean: "
+        "the band is metres wide along a track hundreds of metres long."
+    )
+    figs = [
+        figure(plots.trajectory_plot(dict(block), "position", "m", residual=True), f"Position with its {level} credible band"),
+        figure(plots.trajectory_plot(dict(block), "velocity", "m/s"), f"Velocity with its {level} credible band"),
+    ]
+    rows = [
+        ["Position now", f"{pos['mean']:.1f} m ± {pos['plus_minus']:.2g} m ({pos['lo']:.1f} to {pos['hi']:.1f})"],
+        ["Velocity now", f"{vel['mean']:.2f} m/s ± {vel['plus_minus']:.2g} m/s"],
+        [f"P(within {tol['tolerance']:g} m), threshold {tol['threshold']:g}", fmt(tol["probability"], tol["se"])],
+    ]
+    for name, label in (("accel_sd", "Accelerometer noise sd (m/s²)"), ("gps_sd", "GPS noise sd (m)")):
+        n = result["noise"][name]
+        rows.append([label, f"{n['median']:.3g} ({n['lo']:.3g} to {n['hi']:.3g})"])
+    if result.get("truth"):
+        rows.append(["Simulated truth: position, error of the estimate", f"{result['truth']['position']:.1f} m, {result['truth']['position_error']:+.2f} m"])
+    body = f'<p class="note">{esc(note)}</p><div class="figs">{"".join(figs)}</div>' + table(["", "Value"], rows, stack="compact")
+    return section("fusion", "Where am I, plus or minus how much", body)
+
+
+def _science(record: Any) -> str:
+    """A science task's fit beside its data and its decision: the SIR curve with credible and
+    predictive bands, the counts and the beds (sir); the concentration curves and the
+    probability in the therapeutic window per candidate dose (pk)."""
+    result = record.result
+    if result.get("domain") != "science" or result.get("status") != "decided":
+        return ""
+    if result.get("task") == "sir" and isinstance(result.get("curve"), Mapping):
+        r0, rt, peak = result["R0"], result["recovery_time"], result["peak"]
+        note = (
+            f"Dots: people counted ill each day. Line and bands: the fitted I(t) of the SIR ODE, posterior median with 50% and 90% "
+            f"credible bands; grey: the 90% posterior predictive band of the daily counts (negative binomial). "
+            f"The peak bed need is the largest daily count of each of {result['paths']:,} simulated paths."
+        )
+        fig = figure(plots.epidemic_plot(dict(result["curve"]), result.get("capacity")), "Fitted epidemic curve with credible bands and the counts")
+        rows = [
+            ["R0 = beta / gamma (90% interval)", f"{fmt(r0['mean'], r0['mean_se'])} ({r0['interval_90'][0]:.2f} to {r0['interval_90'][1]:.2f})"],
+            ["Days ill, 1 / gamma (90% interval)", f"{fmt(rt['mean'], rt['mean_se'])} ({rt['interval_90'][0]:.2f} to {rt['interval_90'][1]:.2f})"],
+            ["Peak bed need (90% interval)", f"{peak['mean']:.0f} ({peak['interval_90'][0]:.0f} to {peak['interval_90'][1]:.0f})"],
+            [f"P(peak > {result['capacity']} beds), accepted {result['max_risk']:g}", fmt(result["risk"], result["risk_se"])],
+            [f"Beds for a {result['max_risk']:g} risk", fmt(result["beds_needed"], result["beds_needed_se"])],
+        ]
+        body = f'<p class="note">{esc(note)}</p>' + fig + table(["", "Value"], rows, stack="compact")
+        return section("science", "Epidemic curve and beds", body)
+    if result.get("task") == "pk" and isinstance(result.get("curves"), Mapping):
+        units, window = result["units"], result["window"]
+        span = (f"over a whole {window['interval']:g}-hour dosing interval at steady state" if window["regimen"] == "steady_state"
+                else f"from {window['start']:g} to {window['end']:g} h after one dose")
+        note = (
+            f"Left: each patient's levels divided by their dose, with their fitted curves, and the band for a new patient drawn from "
+            f"the population posterior. Right: the probability that a new patient stays within {window['low']:g}-{window['high']:g} "
+            f"{units['conc']} {span}, per candidate dose, with two Monte Carlo errors ({result['patients_simulated']:,} simulated patients)."
+        )
+        figs = [
+            figure(plots.concentration_plot(dict(result["curves"]), dict(units)), "Concentration curves with credible bands and the data"),
+            figure(plots.dose_probability_plot(result["doses"], result["target"], units["dose"]), "Probability in the window per dose"),
+        ]
+        rows = [[f"{r['dose']:g}", fmt(r["probability"], r["probability_se"]), "yes" if r["meets_target"] else "no", "chosen" if r["chosen"] else ""]
+                for r in result["doses"]]
+        body = (f'<p class="note">{esc(note)}</p><div class="figs">{"".join(figs)}</div>'
+                + table([f"Dose ({units['dose']})", "P(in window)", f"Meets {result['target']:g}", ""], rows, numeric=(0, 1), stack="compact"))
+        return section("science", "Concentrations and the dose", body)
+    return ""
 
 
 def _arm_data(record: Any) -> str:

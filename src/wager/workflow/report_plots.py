@@ -254,3 +254,112 @@ def loss_distribution_plot(block: dict[str, Any]) -> str:
         if edges[-1] - edges[0] >= 1000:  # money: 250,000 rather than 0.25 and an offset of 1e6
             ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:,.0f}")
         return data_uri(fig)
+
+
+def trajectory_plot(block: dict[str, Any], name: str, units: str, residual: bool = False) -> str:
+    """A fusion run's smoothed state over time (``block["time"]``, ``block[name]`` with ``mean``,
+    ``lo``, ``hi``): the posterior mean and its central credible band; GPS fixes as dots and the
+    simulated truth dashed where the record holds them. ``residual`` draws everything minus the
+    posterior mean, so a band metres wide stays visible along a track kilometres long."""
+    t = np.asarray(block["time"], dtype=float)
+    series = block[name]
+    mean = np.asarray(series["mean"], dtype=float)
+    base = mean if residual else np.zeros_like(mean)
+    with _rc():
+        fig = _figure(2.5)
+        ax = fig.add_subplot()
+        _style(ax)
+        ax.fill_between(t, np.asarray(series["lo"]) - base, np.asarray(series["hi"]) - base, color=PALETTE[0], alpha=0.25, linewidth=0,
+                        label=f"{block.get('level', 0.95):.0%} credible band")
+        ax.plot(t, mean - base, color=PALETTE[0], linewidth=1.4, label="posterior mean")
+        truth = (block.get("truth") or {}).get(name)
+        if truth is not None:
+            ax.plot(t, np.asarray(truth, dtype=float) - base, color=INK, linewidth=1.0, linestyle="--", label="truth (simulated)")
+        gps = block.get("gps") or {}
+        if name == "position" and gps.get("time"):
+            gt = np.asarray(gps["time"], dtype=float)
+            gy = np.asarray(gps["position"], dtype=float) - (np.interp(gt, t, mean) if residual else 0.0)
+            ax.plot(gt, gy, linestyle="none", marker="o", markersize=2.5, color=PALETTE[1], label="GPS fixes")
+        ax.set_title(f"{name.capitalize()}{' minus its posterior mean' if residual else ''}", color=INK)
+        ax.set_xlabel("time (s)", fontsize=10, color=MUTED)
+        ax.set_ylabel(units, fontsize=9, color=MUTED)
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+        ax.legend(frameon=False, fontsize=8, loc="best")
+        return data_uri(fig)
+
+
+def epidemic_plot(curve: dict[str, Any], capacity: float | None = None) -> str:
+    """An SIR fit (``curve`` from the sir task): the counts as dots, the fitted ``I(t)``
+    (posterior median, 50% and 90% credible bands) and the 90% posterior predictive band
+    of the daily counts; the bed capacity dashed."""
+    days = np.asarray(curve["days"], dtype=float)
+    fitted = {k: np.asarray(v, dtype=float) for k, v in curve["infected"].items()}
+    predictive = {k: np.asarray(v, dtype=float) for k, v in curve.get("predictive", {}).items()}
+    with _rc():
+        fig = _figure(2.7)
+        ax = fig.add_subplot()
+        _style(ax)
+        if "0.05" in predictive and "0.95" in predictive:
+            ax.fill_between(days, predictive["0.05"], predictive["0.95"], color=MUTED, alpha=0.15, linewidth=0, label="90% predictive (counts)")
+        ax.fill_between(days, fitted["0.05"], fitted["0.95"], color=PALETTE[0], alpha=0.2, linewidth=0, label="90% credible I(t)")
+        ax.fill_between(days, fitted["0.25"], fitted["0.75"], color=PALETTE[0], alpha=0.35, linewidth=0)
+        ax.plot(days, fitted["0.5"], color=PALETTE[0], linewidth=1.6, label="posterior median I(t)")
+        ax.plot(curve["observed_days"], curve["observed"], linestyle="none", marker="o", markersize=3.5, color=INK, label="counted ill")
+        if capacity is not None:
+            ax.axhline(float(capacity), color="#b23a48", linewidth=1.2, linestyle="--", label=f"{capacity:g} beds")
+        ax.set_title("People ill per day", color=INK)
+        ax.set_xlabel("day", fontsize=10, color=MUTED)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        return data_uri(fig)
+
+
+def dose_probability_plot(rows: Sequence[dict[str, Any]], target: float, units: str) -> str:
+    """P(a new patient stays in the window) per candidate dose with two Monte Carlo standard
+    errors as bars; the target dashed, the chosen dose filled."""
+    dose = np.asarray([r["dose"] for r in rows], dtype=float)
+    p = np.asarray([r["probability"] for r in rows], dtype=float)
+    se = np.asarray([r["probability_se"] for r in rows], dtype=float)
+    chosen = np.asarray([bool(r["chosen"]) for r in rows])
+    with _rc():
+        fig = _figure(2.4)
+        ax = fig.add_subplot()
+        _style(ax)
+        ax.errorbar(dose, p, yerr=2 * se, color=PALETTE[0], linewidth=1.2, marker="o", markersize=4, capsize=2)
+        if chosen.any():
+            ax.plot(dose[chosen], p[chosen], linestyle="none", marker="o", markersize=9, markerfacecolor="none", color=GOOD, label="chosen")
+        ax.axhline(target, color="#b23a48", linewidth=1.0, linestyle="--", label=f"target {target:g}")
+        ax.set_ylim(0, 1)
+        ax.set_title("P(in the therapeutic window)", color=INK)
+        ax.set_xlabel(f"dose ({units})", fontsize=10, color=MUTED)
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        return data_uri(fig)
+
+
+def concentration_plot(curves: dict[str, Any], units: dict[str, str]) -> str:
+    """Concentration per unit dose against hours after one dose: each patient's measured
+    levels divided by their dose (dots), each patient's fitted median (thin lines), and the
+    50% and 90% bands for a new patient from the population posterior."""
+    hours = np.asarray(curves["hours"], dtype=float)
+    band = {k: np.asarray(v, dtype=float) for k, v in curves["new_patient_per_unit_dose"].items()}
+    with _rc():
+        fig = _figure(2.7)
+        ax = fig.add_subplot()
+        _style(ax)
+        ax.fill_between(hours, band["0.05"], band["0.95"], color=PALETTE[0], alpha=0.18, linewidth=0, label="new patient, 90%")
+        ax.fill_between(hours, band["0.25"], band["0.75"], color=PALETTE[0], alpha=0.3, linewidth=0, label="new patient, 50%")
+        ax.plot(hours, band["0.5"], color=PALETTE[0], linewidth=1.6)
+        for i, patient in enumerate(curves["observed"]):
+            colour = PALETTE[(i % (len(PALETTE) - 1)) + 1]
+            fit = patient["fitted"]
+            ax.plot(fit["hours"], np.asarray(fit["0.5"]) / patient["dose"], color=colour, linewidth=0.7, alpha=0.7)
+            ax.plot(patient["hours"], np.asarray(patient["conc"]) / patient["dose"], linestyle="none", marker="o", markersize=2.2, color=colour)
+        ax.set_title("Concentration per unit dose", color=INK)
+        ax.set_xlabel("hours after the dose", fontsize=10, color=MUTED)
+        ax.set_ylabel(f"{units['conc']} per {units['dose']}", fontsize=9, color=MUTED)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        return data_uri(fig)

