@@ -7,17 +7,9 @@ import pytest
 from scipy import stats
 
 from wager.errors import SpecError
-from wager.risk.claims import (
-    ClaimParameters,
-    aggregate_plug_in,
-    aggregate_predictive,
-    check_portfolio,
-    fit_nuts,
-    log_likelihood,
-    posterior_medians,
-    simulate_aggregate,
-    simulate_portfolio,
-)
+from wager.risk.aggregate import ClaimParameters, aggregate_plug_in, aggregate_predictive, posterior_medians, simulate_aggregate
+from wager.risk.claims import fit_nuts, log_likelihood, simulate_portfolio
+from wager.risk.portfolio import check_portfolio
 
 # Six rating classes: 0.05 to 0.12 claims per policy-year, median claims 2000 to 4500,
 # year-to-year overdispersion phi = 20, lognormal log-sd 1.2 (a mean claim 2.05x the median).

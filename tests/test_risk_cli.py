@@ -127,6 +127,7 @@ def test_wager_risk_claims_holds_capital_predictive_beside_plug_in(tmp_path):
         ["claims", "--frequency", str(EXAMPLES / "risk_claims_frequency.csv"), "--claims", str(EXAMPLES / "risk_claims_amounts.csv"),
          "--plug-in-periods", "20000"],
         tmp_path,
+        "--target-accept", "0.95",  # as the example: the class-level sds make a funnel
     )
     assert payload["action"] == "hold capital"
     agg, plug = payload["aggregate"], payload["plug_in"]

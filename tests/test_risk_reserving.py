@@ -8,16 +8,9 @@ import pytest
 from wager.errors import SpecError
 from wager.kernel.diagnostics import diagnose
 from wager.kernel.posterior import Posterior
-from wager.risk.reserving import (
-    as_triangle,
-    build_model,
-    bundled_triangle,
-    fit_nuts,
-    log_likelihood,
-    mack_reserve,
-    predictive_reserve,
-    simulate_triangle,
-)
+from wager.risk.mack import mack_reserve
+from wager.risk.reserving import build_model, fit_nuts, log_likelihood, predictive_reserve, simulate_triangle
+from wager.risk.triangle import as_triangle, bundled_triangle
 
 NUTS = {"chains": 2, "warmup": 500, "draws": 500}
 # chainladder 0.10.1 on pandas 3 warns of a to_datetime deprecation on every triangle it builds

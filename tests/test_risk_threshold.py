@@ -131,3 +131,20 @@ def test_one_label_per_applicant_is_required():
     with pytest.raises(SpecError) as err:
         expected_cost(p, y * 2, 0.5, 1.0, 10.0)
     assert err.value.field == "y"
+
+
+def test_draws_from_markov_chains_give_errors_through_their_effective_sample_size():
+    # 2 chains of 400 draws, each draw held for 10 steps (as a sampler that moves every
+    # 10th iteration): about 80 independent draws, so the errors are about sqrt(10) ~ 3.2
+    # times those that read the 800 as independent
+    p, y = calibrated_applicants(2000, seed=8)
+    rng = np.random.default_rng(9)
+    moves = special.expit(special.logit(p) + 0.3 * rng.normal(size=(80, p.size)))
+    p_draws = np.repeat(moves, 10, axis=0)
+    independent = optimal_threshold(p_draws, y, 1.0, 10.0)
+    chained = optimal_threshold(p_draws, y, 1.0, 10.0, chains=2)
+    assert chained.cost_at_bayes == independent.cost_at_bayes
+    assert 2 < chained.cost_at_bayes_se / independent.cost_at_bayes_se < 5
+    with pytest.raises(SpecError) as err:
+        optimal_threshold(p_draws, y, 1.0, 10.0, chains=3)  # 800 draws do not split into 3 chains
+    assert err.value.field == "chains"

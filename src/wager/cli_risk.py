@@ -2,12 +2,17 @@
 
 Each command's options build the same spec a ``domain: risk`` YAML file would
 (``wager.risk.spec``), so the run takes the shared path: gates, record, report.
+A command declares only its task's options and returns the spec they make;
+``risk_command`` adds the options every risk run shares (name, NUTS settings,
+output and recording) and runs it.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -19,31 +24,64 @@ risk_app = typer.Typer(
 )
 app.add_typer(risk_app, name="risk")
 
-SeedOpt = typer.Option(None, "--seed", help="Integer seed.")
-DrawsOpt = typer.Option(None, "--draws", help="Posterior draws per chain.")
-WarmupOpt = typer.Option(None, "--warmup", help="NUTS warmup iterations per chain.")
-ChainsOpt = typer.Option(None, "--chains", help="NUTS chains.")
-TargetAcceptOpt = typer.Option(None, "--target-accept", help="NUTS target acceptance probability (higher: smaller steps).")
-NameOpt = typer.Option(None, "--name", help="A name for the run (plans and reports use it).")
+INFERENCE_OPTIONS = {
+    "seed": (Optional[int], typer.Option(None, "--seed", help="Integer seed.")),
+    "draws": (Optional[int], typer.Option(None, "--draws", help="Posterior draws per chain.")),
+    "warmup": (Optional[int], typer.Option(None, "--warmup", help="NUTS warmup iterations per chain.")),
+    "chains": (Optional[int], typer.Option(None, "--chains", help="NUTS chains.")),
+    "target_accept": (Optional[float], typer.Option(None, "--target-accept", help="NUTS target acceptance probability (higher: smaller steps).")),
+}
+"""The spec's ``inference`` settings every risk command takes (omitted: the spec's defaults)."""
+RUN_OPTIONS = {
+    "name": (Optional[str], typer.Option(None, "--name", help="A name for the run (plans and reports use it).")),
+    **INFERENCE_OPTIONS,
+    "as_json": (bool, JsonOpt),
+    "quiet": (bool, QuietOpt),
+    "db": (Optional[str], DbOpt),
+    "no_record": (bool, NoRecordOpt),
+}
+"""Every risk command's shared options, after its own, in this order."""
 
 
-def _run(payload: dict[str, Any], as_json: bool, quiet: bool, db: Optional[str], no_record: bool, **inference: Any) -> None:
-    """Validate ``payload`` (with the inference options given) and run it through the shared path."""
+def risk_command(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Register ``wager risk NAME`` from a function of the task's own options that
+    returns the spec's payload (``task``, ``data``, ``decision``, ...; ``None`` values
+    are left out). ``RUN_OPTIONS`` are added to its signature (Typer reads
+    ``__signature__``); the command validates the payload with them and runs it
+    through the shared path."""
 
-    def build() -> Any:
-        from wager.workflow.specs import parse_spec
+    def register(payload: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        own = inspect.signature(payload, eval_str=True)
+        shared = [
+            inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+            for option, (kind, default) in RUN_OPTIONS.items()
+        ]
 
-        settings = {k: v for k, v in inference.items() if v is not None}
-        return parse_spec({"domain": "risk", **{k: v for k, v in payload.items() if v is not None}, "inference": settings})
+        @functools.wraps(payload)
+        def command(**options: Any) -> None:
+            run = {option: options.pop(option) for option in RUN_OPTIONS}
+            settings = {k: run[k] for k in INFERENCE_OPTIONS if run[k] is not None}
 
-    _execute(build, None, as_json, quiet, Recording(db, not no_record))
+            def build() -> Any:
+                from wager.workflow.specs import parse_spec
+
+                fields = {"name": run["name"], **payload(**options)}
+                return parse_spec({"domain": "risk", **{k: v for k, v in fields.items() if v is not None}, "inference": settings})
+
+            _execute(build, None, run["as_json"], run["quiet"], Recording(run["db"], not run["no_record"]))
+
+        command.__signature__ = own.replace(parameters=[*own.parameters.values(), *shared], return_annotation=None)  # type: ignore[attr-defined]
+        risk_app.command(name)(command)
+        return payload
+
+    return register
 
 
 def _source(sample: Optional[str], data: Optional[Path], **columns: Any) -> dict[str, Any]:
     return {"sample": sample, "path": str(data) if data is not None else None, **{k: v for k, v in columns.items() if v is not None}}
 
 
-@risk_app.command("reserve")
+@risk_command("reserve")
 def reserve_command(
     sample: Optional[str] = typer.Option(None, "--sample", help="A triangle shipped with chainladder: raa, genins, ukmotor, abc, ..."),
     data: Optional[Path] = typer.Option(None, "--data", help="A triangle table (.csv/.parquet): one row per origin, one column per development, empty below the diagonal."),
@@ -52,30 +90,18 @@ def reserve_command(
     model: str = typer.Option("lcl", "--model", help="lcl (leveled chain ladder) or ccl (correlated chain ladder)."),
     level: float = typer.Option(0.995, "--level", help="Capital at this level: the reserve's VaR and TVaR."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated last columns per posterior draw."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Set a loss reserve from a paid triangle: Bayesian chain ladder, Mack beside it."""
-    payload = {
+    return {
         "task": "reserve",
-        "name": name,
         "data": _source(sample, data, origin=origin, column=column),
         "model": model,
         "per_draw": per_draw,
         "decision": {"level": level},
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
 
 
-@risk_app.command("var")
+@risk_command("var")
 def var_command(
     sample: Optional[str] = typer.Option(None, "--sample", help="Prices shipped with arch: sp500 (S&P 500, 1999-2018)."),
     data: Optional[Path] = typer.Option(None, "--data", help="A table of daily prices or returns (.csv/.parquet), oldest first."),
@@ -89,30 +115,18 @@ def var_command(
     refit_every: int = typer.Option(20, "--refit-every", help="Backtest: days between refits."),
     days: int = typer.Option(250, "--days", help="Backtest: the last N days forecast and scored."),
     backtest_engine: str = typer.Option("ml", "--backtest-engine", help="Backtest fits: ml (arch, fast) or nuts."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Hold capital for tomorrow's loss: GARCH(1,1)-t VaR and ES, arch's ML beside it."""
-    payload = {
+    return {
         "task": "var",
-        "name": name,
         "data": _source(sample, data, price=price, returns=returns, last=last),
         "per_draw": per_draw,
         "decision": {"level": level},
         "backtest": {"window": window, "refit_every": refit_every, "days": days, "engine": backtest_engine} if backtest else None,
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
 
 
-@risk_app.command("threshold")
+@risk_command("threshold")
 def threshold_command(
     c_fp: float = typer.Option(..., "--c-fp", help="Cost of declining an applicant who would have repaid (> 0)."),
     c_fn: float = typer.Option(..., "--c-fn", help="Cost of approving an applicant who defaults (> 0)."),
@@ -124,33 +138,21 @@ def threshold_command(
     test_share: Optional[float] = typer.Option(None, "--test-share", help="Share of the labelled applicants held out (default 0.3)."),
     level: Optional[float] = typer.Option(None, "--level", help="Level of the VaR and TVaR of the decisions' total cost (default 0.95)."),
     listed: Optional[int] = typer.Option(None, "--listed", help="Per-applicant decisions listed in the JSON (default: the first 1000)."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Approve or decline applicants at the cost-optimal threshold c_fp / (c_fp + c_fn)."""
     decision: dict[str, Any] = {"c_fp": c_fp, "c_fn": c_fn}
     if level is not None:
         decision["level"] = level
-    payload = {
+    return {
         "task": "threshold",
-        "name": name,
         "data": _source(sample, data, outcome=outcome, predictors=predictors, applicants=str(applicants) if applicants else None),
         "test_share": test_share,
         "listed": listed,
         "decision": decision,
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
 
 
-@risk_app.command("claims")
+@risk_command("claims")
 def claims_command(
     frequency: Path = typer.Option(..., "--frequency", help="Frequency table (.csv/.parquet): class, exposure, claim count per row."),
     claims: Path = typer.Option(..., "--claims", help="Claims table (.csv/.parquet): class and amount per claim."),
@@ -161,25 +163,13 @@ def claims_command(
     level: float = typer.Option(0.995, "--level", help="Capital at this level: the aggregate loss's VaR and TVaR."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated periods per posterior draw."),
     plug_in_periods: Optional[int] = typer.Option(None, "--plug-in-periods", help="Periods simulated at the plug-in parameters."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Hold capital for next period's claims: pooled frequency and severity, plug-in beside it."""
     columns = {"class_column": class_column, "exposure": exposure_column, "count": count_column, "amount": amount_column}
-    payload = {
+    return {
         "task": "claims",
-        "name": name,
         "data": {"frequency": str(frequency), "claims": str(claims), **{k: v for k, v in columns.items() if v is not None}},
         "per_draw": per_draw,
         "plug_in_periods": plug_in_periods,
         "decision": {"level": level},
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)

@@ -146,11 +146,14 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
 
 
-def quantile_se(draws: np.ndarray, p: float) -> np.ndarray:
-    """Monte Carlo standard error of the ``p``-quantile of independent ``draws``
-    (first axis), per trailing index: half the distance between the quantiles
-    ``sqrt(p (1 - p) / S)`` either side of ``p`` in probability."""
+def quantile_se(draws: np.ndarray, p: float, cdf_se: float | None = None) -> np.ndarray:
+    """Monte Carlo standard error of the ``p``-quantile of ``draws`` (first axis),
+    per trailing index: half the distance between the quantiles ``d`` either side
+    of ``p`` in probability, ``d`` the standard error of the empirical CDF at the
+    quantile. For independent draws ``d = sqrt(p (1 - p) / S)`` (binomial); for
+    draws that are not (Markov chains), pass ``cdf_se``, the MCSE of the share of
+    draws at or below the quantile (``mcse_mean`` of the indicator)."""
     x = np.asarray(draws, dtype=float)
-    d = np.sqrt(p * (1 - p) / x.shape[0])
+    d = np.sqrt(p * (1 - p) / x.shape[0]) if cdf_se is None else float(cdf_se)
     lo, hi = np.quantile(x, [max(p - d, 0.0), min(p + d, 1.0)], axis=0)
     return (hi - lo) / 2

@@ -1,6 +1,11 @@
-"""Risk: tail measures of a loss distribution, VaR backtests, and cost-optimal
-approve/decline thresholds from probabilities of default.
+"""Risk: loss reserves, capital (VaR and TVaR), approve/decline thresholds.
 
-Pure NumPy/SciPy; import the submodule you need (``wager.risk.tail``,
-``wager.risk.backtest``, ``wager.risk.threshold``).
+Import the submodule you need. Measures: ``tail`` (VaR and TVaR with Monte
+Carlo errors), ``backtest`` (VaR backtests), ``threshold`` (cost-optimal
+thresholds), ``checks`` (posterior checks for ``wager validate``). Data and
+models: ``triangle``, ``reserving`` and ``mack`` (loss reserving);
+``portfolio``, ``claims`` and ``aggregate`` (claim frequency, severity and the
+aggregate loss); ``garch`` (daily returns); ``credit`` (probabilities of
+default). The tasks a spec names: ``reserve_problem``, ``var_problem``,
+``threshold_problem``, ``claims_problem``, sharing ``problem``.
 """

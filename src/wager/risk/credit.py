@@ -43,15 +43,16 @@ the Bayes threshold against 0.5 on the held-out applicants.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from wager.errors import SpecError
-from wager.kernel.inference import InferenceConfig, Model, ProgressFn, infer
+from wager.kernel.inference import Model
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
+from wager.risk.problem import NutsSettings, fit_by_nuts
 from wager.risk.threshold import ThresholdChoice, _probabilities, bayes_threshold, optimal_threshold
 
 SOURCE = (
@@ -280,16 +281,12 @@ def fit_nuts(
     predictors: Sequence[str],
     *,
     priors: Mapping[str, Prior] | None = None,
-    chains: int = 2,
-    warmup: int = 500,
-    draws: int = 500,
-    seed: int = 20240101,
-    progress: ProgressFn | None = None,
+    **nuts: Unpack[NutsSettings],
 ) -> CreditFit:
-    """The posterior of ``outcome`` on ``predictors`` by NUTS (``wager.kernel.inference.infer``)."""
+    """The posterior of ``outcome`` on ``predictors`` by NUTS (``wager.risk.problem.fit_by_nuts``:
+    ``chains``, ``warmup``, ``draws``, ``seed``, ``target_accept``, ``progress``)."""
     design = standardise(table, outcome, predictors)
-    config = InferenceConfig(engine="nuts", chains=chains, warmup=warmup, draws=draws, seed=seed)
-    return CreditFit(posterior=infer(build_model(table, design, priors), config, progress), design=design)
+    return CreditFit(posterior=fit_by_nuts(build_model(table, design, priors), **nuts), design=design)
 
 
 def coefficients_per_unit(fit: CreditFit) -> dict[str, np.ndarray]:
@@ -408,11 +405,7 @@ def evaluate_holdout(
     test_share: float = 0.3,
     split_seed: int = 20240101,
     priors: Mapping[str, Prior] | None = None,
-    chains: int = 2,
-    warmup: int = 500,
-    draws: int = 500,
-    seed: int = 20240101,
-    progress: ProgressFn | None = None,
+    **nuts: Unpack[NutsSettings],
 ) -> Holdout:
     """Fit on a seeded split (``holdout_split``) and price the Bayes threshold against 0.5
     on the held-out applicants."""
@@ -422,7 +415,7 @@ def evaluate_holdout(
     train, test = holdout_split(n, test_share, split_seed)
     train_table = {name: values[train] for name, values in columns.items()}
     test_table = {name: values[test] for name, values in columns.items()}
-    fit = fit_nuts(train_table, outcome, predictors, priors=priors, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress)
+    fit = fit_nuts(train_table, outcome, predictors, priors=priors, **nuts)
     y = fit.design.outcome_labels(test_table)
     p_draws = probability_of_default(fit, test_table)
     decision = decide(p_draws, c_fp, c_fn)
@@ -438,7 +431,7 @@ def evaluate_holdout(
         cost_at_half=float(at_half.mean()),
         saving=float(difference.mean()),
         saving_se=float(difference.std(ddof=1) / np.sqrt(difference.size)),
-        choice=optimal_threshold(p_draws, y, c_fp, c_fn),
+        choice=optimal_threshold(p_draws, y, c_fp, c_fn, chains=fit.posterior.chains),
     )
 
 

@@ -41,15 +41,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Unpack
 
 import numpy as np
 
 from wager.errors import SpecError
-from wager.kernel.inference import InferenceConfig, Model, ProgressFn, infer
+from wager.kernel.inference import Model, ProgressFn
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import derive_seed
+from wager.risk.problem import NutsSettings, fit_by_nuts
+from wager.risk.tail import chain_tail_summary, check_level, tail_summary
 
 MIN_RETURNS = 100
 """Fewest returns a fit accepts: with fewer, alpha and beta are barely identified."""
@@ -141,19 +143,32 @@ def t_log_likelihood(e: Any, sigma2: Any, nu: Any) -> Any:
 def log_likelihood(r: np.ndarray, draws: Mapping[str, Any]) -> np.ndarray:
     """The model's log-likelihood of returns ``r`` ``(n,)`` at each draw of ``mu``,
     ``omega``, ``alpha``, ``beta``, ``nu`` (any common shape), in NumPy and SciPy."""
-    from scipy import stats
+    return daily_log_likelihood(r, draws).sum(axis=-1)
 
+
+def one_step_scales(r: np.ndarray, draws: Mapping[str, Any]) -> np.ndarray:
+    """The scale of each day's Student-t, ``sigma_t sqrt((nu - 2)/nu)``, shaped ``(..., n)``
+    for draws of ``mu``, ``omega``, ``alpha``, ``beta``, ``nu`` shaped ``(...)``: the
+    variance recursion run from ``var(r)`` over the returns before day ``t``."""
     r = np.asarray(r, dtype=float)
     mu, omega, alpha, beta, nu = (np.asarray(draws[k], dtype=float) for k in ("mu", "omega", "alpha", "beta", "nu"))
     s2 = np.full(np.broadcast(mu, omega, alpha, beta, nu).shape, r.var())
-    total = np.zeros_like(s2)
     k = np.sqrt((nu - 2.0) / nu)
-    for rt in r:
+    scales = np.empty(s2.shape + r.shape)
+    for t, rt in enumerate(r):
+        scales[..., t] = np.sqrt(s2) * k
         e = rt - mu
-        scale = np.sqrt(s2) * k
-        total += stats.t.logpdf(e / scale, nu) - np.log(scale)
         s2 = omega + alpha * e * e + beta * s2
-    return total
+    return scales
+
+
+def daily_log_likelihood(r: np.ndarray, draws: Mapping[str, Any]) -> np.ndarray:
+    """``log p(r_t | r_<t, theta)`` for each day ``(..., n)`` at each draw (as ``one_step_scales``)."""
+    from scipy import stats
+
+    mu, nu = (np.asarray(draws[k], dtype=float)[..., None] for k in ("mu", "nu"))
+    scale = one_step_scales(r, draws)
+    return stats.t.logpdf((np.asarray(r, dtype=float) - mu) / scale, nu) - np.log(scale)
 
 
 def build_model(returns: Any, priors: Mapping[str, Prior] | None = None) -> Model:
@@ -167,19 +182,10 @@ def build_model(returns: Any, priors: Mapping[str, Prior] | None = None) -> Mode
     )
 
 
-def fit_nuts(
-    returns: Any,
-    *,
-    priors: Mapping[str, Prior] | None = None,
-    chains: int = 2,
-    warmup: int = 500,
-    draws: int = 500,
-    seed: int = 20240101,
-    progress: ProgressFn | None = None,
-) -> Posterior:
-    """The posterior of GARCH(1,1)-t on ``returns`` by NUTS (``wager.kernel.inference.infer``)."""
-    config = InferenceConfig(engine="nuts", chains=chains, warmup=warmup, draws=draws, seed=seed)
-    return infer(build_model(returns, priors), config, progress)
+def fit_nuts(returns: Any, *, priors: Mapping[str, Prior] | None = None, **nuts: Unpack[NutsSettings]) -> Posterior:
+    """The posterior of GARCH(1,1)-t on ``returns`` by NUTS (``wager.risk.problem.fit_by_nuts``:
+    ``chains``, ``warmup``, ``draws``, ``seed``, ``target_accept``, ``progress``)."""
+    return fit_by_nuts(build_model(returns, priors), **nuts)
 
 
 # --- the maximum-likelihood peer ------------------------------------------------------
@@ -239,39 +245,22 @@ def one_day_var_es(draws: Mapping[str, Any], level: float, rng: np.random.Genera
     ``draws`` holds ``mu``, ``sigma_next`` and ``nu``, shaped ``(chains, draws)``
     (a ``Posterior`` will do) or ``(draws,)`` (read as one chain). Each draw gives
     ``per_draw`` returns ``mu + sigma_next sqrt((nu - 2)/nu) T_nu``; over all of
-    them ``wager.risk.tail.tail_summary`` gives VaR (inverted empirical CDF) and
-    ``ES = VaR + mean((L - VaR)^+) / (1 - level)`` (its TVaR).
-
-    Standard errors through the chains' effective sample size, not the tail
-    module's (which read the losses as independent, and these are not: the
-    ``per_draw`` losses of a draw share its parameters, and the draws come from
-    Markov chains). ``F(VaR) = level`` is a mean over draws of ``g = mean_j
-    1{L_j <= VaR}``, so ``se(VaR) = mcse(g) / f(VaR)`` with ``f`` the predictive
-    density (a mean of t densities, exact); ES is a mean over draws of ``VaR +
-    mean_j (L_j - VaR)^+ / (1 - level)``, whose derivative in VaR vanishes at the
-    quantile, so ``se(ES)`` is that mean's MCSE.
+    them ``wager.risk.tail.chain_tail_summary`` gives VaR (inverted empirical
+    CDF) and ``ES = VaR + mean((L - VaR)^+) / (1 - level)`` (its TVaR), with
+    standard errors through the chains' effective sample size: the ``per_draw``
+    losses of a draw share its parameters, and the draws come from Markov chains.
     """
-    from scipy import stats
-
-    from wager.risk.tail import tail_summary
-
     level = check_level(level)
     if per_draw < 1:
         raise SpecError("per_draw", f"must be at least 1, got {per_draw}")
     mu, sigma, nu = (_chains(draws[name]) for name in ("mu", "sigma_next", "nu"))
-    losses = _simulate_losses(mu, sigma, nu, rng, per_draw)
-    summary = tail_summary(losses.ravel(), level)
-    var = float(summary.var)
-    scale = sigma * np.sqrt((nu - 2.0) / nu)
-    density = float(np.mean(stats.t.pdf((var + mu) / scale, nu) / scale))
-    below = (losses <= var).mean(axis=-1)
-    excess = var + np.maximum(losses - var, 0.0).mean(axis=-1) / (1.0 - level)
+    summary = chain_tail_summary(_simulate_losses(mu, sigma, nu, rng, per_draw), level)
     return VarEs(
         level=level,
-        var=var,
-        var_se=_mcse(below) / density,
+        var=float(summary.var),
+        var_se=float(summary.var_se),
         es=float(summary.tvar),
-        es_se=_mcse(excess),
+        es_se=float(summary.tvar_se),
         method=f"predictive: {per_draw} simulated returns per posterior draw",
     )
 
@@ -311,19 +300,6 @@ def _simulate_losses(mu: np.ndarray, sigma: np.ndarray, nu: np.ndarray, rng: np.
     """Losses ``(..., per_draw)``: ``-(mu + sigma sqrt((nu - 2)/nu) T_nu)`` for each draw."""
     t = rng.standard_t(nu[..., None], size=nu.shape + (per_draw,))
     return -(mu[..., None] + (sigma * np.sqrt((nu - 2.0) / nu))[..., None] * t)
-
-
-def _mcse(x: np.ndarray) -> float:
-    """MCSE of the mean of ``x`` ``(chains, draws)`` through ArviZ's ESS.
-
-    Not ``wager.kernel.diagnostics.mcse_mean``: under NumPy 2.4 its ``float()``
-    of ArviZ's one-element array raises ``TypeError``.
-    """
-    import arviz as az
-
-    if np.ptp(x) == 0:
-        return 0.0
-    return float(np.ravel(az.mcse(np.asarray(x, dtype=float), method="mean"))[0])
 
 
 def _chains(x: Any) -> np.ndarray:
@@ -382,8 +358,6 @@ def rolling_backtest(
     draws)`` with a seed derived from ``seed`` and the day; refits of one
     window length reuse one compiled chain.
     """
-    from wager.risk.tail import tail_summary
-
     r = check_returns(returns, "returns")
     level = check_level(level)
     if engine not in ("nuts", "ml"):
@@ -475,14 +449,3 @@ def check_returns(returns: Any, name: str = "returns") -> np.ndarray:
     if sd < MIN_SD:
         raise SpecError(name, f"must be percentage returns (100 x log price changes): sample sd {sd:.3g} looks like fractions")
     return r
-
-
-def check_level(level: Any) -> float:
-    """A VaR level in (0, 1), e.g. 0.99, or ``SpecError("level", ...)``."""
-    try:
-        value = float(level)
-    except (TypeError, ValueError):
-        raise SpecError("level", f"must be a number in (0, 1), got {level!r}") from None
-    if not 0.0 < value < 1.0:
-        raise SpecError("level", f"must be in (0, 1) (e.g. 0.99), got {level}")
-    return value

@@ -1,5 +1,6 @@
 """What the risk tasks share on the path: priors with overrides, input errors named
-by the spec's field, and the loss distribution every task hands the report.
+by the spec's field, the loss distribution every task hands the report, and the
+NUTS fit every risk model's ``fit_nuts`` runs (``fit_by_nuts``).
 
 Each task is one small problem class (``wager.risk.reserve_problem``,
 ``var_problem``, ``threshold_problem``, ``claims_problem``) with ``model``,
@@ -12,12 +13,14 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, TypedDict, Unpack
 
 import numpy as np
 
 from wager.errors import SpecError
 from wager.kernel.digits import decimals_for
+from wager.kernel.inference import InferenceConfig, Model, ProgressFn, infer
+from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 
 BINS = 40
@@ -25,6 +28,32 @@ BINS = 40
 CLIP = 0.0005
 """The histogram spans the 0.05% to 99.95% quantiles (and the tail measures): a few
 extreme draws of a heavy tail would otherwise squeeze every other bar into one."""
+
+
+class NutsSettings(TypedDict, total=False):
+    """The NUTS settings a risk module's ``fit_nuts`` takes as keywords: fields of
+    ``wager.kernel.inference.InferenceConfig``, and a progress callback."""
+
+    chains: int
+    warmup: int
+    draws: int
+    seed: int
+    target_accept: float
+    progress: ProgressFn | None
+
+
+NUTS_DEFAULTS: NutsSettings = {"chains": 2, "warmup": 500, "draws": 500, "seed": 20240101}
+"""What a direct call of ``fit_nuts`` runs unless told otherwise: lighter than a spec's
+defaults (``InferenceConfig``: four chains of 1000), enough for the modules' own checks."""
+
+
+def fit_by_nuts(model: Model, **settings: Unpack[NutsSettings]) -> Posterior:
+    """The posterior of ``model`` by NUTS (``wager.kernel.inference.infer``), with
+    ``NUTS_DEFAULTS`` where ``settings`` say nothing; an unknown setting is refused
+    by ``InferenceConfig``."""
+    config = {**NUTS_DEFAULTS, **settings}
+    progress = config.pop("progress", None)
+    return infer(model, InferenceConfig(engine="nuts", **config), progress)
 
 
 def with_overrides(defaults: Mapping[str, Prior], overrides: Mapping[str, Prior]) -> dict[str, Prior]:

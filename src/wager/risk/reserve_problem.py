@@ -2,11 +2,12 @@
 paid, and the capital that covers it at a level.
 
 The model is Meyers' leveled (or correlated) chain ladder on a cumulative paid
-triangle (``wager.risk.reserving``); the decision reads its posterior
-predictive reserve: the central reserve is its mean, the capital its VaR and
-TVaR at ``level``. Mack's chain ladder (``chainladder``) is run beside it, with
-a lognormal of Mack's reserve and standard error as the plug-in tail, the
-usual practice when only two moments are known.
+triangle (``wager.risk.triangle``, ``wager.risk.reserving``); the decision
+reads its posterior predictive reserve: the central reserve is its mean, the
+capital its VaR and TVaR at ``level``. Mack's chain ladder
+(``wager.risk.mack``) is run beside it, with a lognormal of Mack's reserve and
+standard error as the plug-in tail, the usual practice when only two moments
+are known.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import derive_seed
 from wager.risk import reserving
+from wager.risk.checks import PitCheck, loo_pit, thinned_draws
+from wager.risk.mack import mack_reserve
 from wager.risk.problem import amount, loss_distribution, mean_mcse, reading, resolve, with_overrides
 from wager.risk.spec import ReserveSpec
+from wager.risk.triangle import LossTriangle, as_triangle, bundled_triangle
 from wager.tables import read_table
 
 
 @dataclass
 class ReserveProblem:
-    triangle: reserving.LossTriangle
+    triangle: LossTriangle
     kind: str = "lcl"
     level: float = 0.995
     per_draw: int = 10
@@ -48,10 +52,29 @@ class ReserveProblem:
     def model(self) -> Model:
         return reserving.build_model(self.triangle, model=self.kind, priors=self.priors)
 
+    # --- validation (``wager validate``) ------------------------------------------
+
+    unsupported_checks = {
+        "prior predictive": "the chain ladder samples its locations in standardised coordinates under a flat (improper) density and "
+        "adds the priors of alpha and beta as factors (wager.risk.reserving.lcl_model), so NumPyro cannot draw triangles from "
+        "the prior; the predictive check judges the posterior instead",
+        "sbc": "simulation-based calibration is not implemented for the chain ladder: its prior is improper in the sampled "
+        "coordinates and alpha's prior is centred on the triangle's own largest loss, so data simulated from it would move the "
+        "prior (the recovery test in tests/test_risk_reserving.py checks NUTS at known parameters)",
+    }
+
+    def posterior_check(self, posterior: Posterior, seed: int = 0) -> PitCheck:
+        """LOO-PIT of the observed cells' log cumulative paid losses under their Normals
+        (``wager.risk.checks.loo_pit``); ``seed`` is unused (the check is deterministic)."""
+        y, observed, mu, sigma = reserving.cell_distributions(self.triangle, thinned_draws(posterior), self.kind)
+        z = (y - mu) / sigma
+        log_lik = stats.norm.logpdf(z) - np.log(sigma)
+        return loo_pit(log_lik[:, observed], stats.norm.cdf(z)[:, observed], "observed cells of the triangle (log cumulative paid)")
+
     def decide(self, posterior: Posterior) -> Outcome:
         rng = np.random.default_rng(derive_seed(posterior.seed, 1))
         bayes = reserving.predictive_reserve(posterior, self.triangle, model=self.kind, level=self.level, per_draw=self.per_draw, rng=rng)
-        mack = reserving.mack_reserve(self.triangle)
+        mack = mack_reserve(self.triangle)
         mean_se = mean_mcse(bayes.reserve, posterior.chains, self.per_draw)
         mack_var, mack_tvar = lognormal_tail(mack.reserve, mack.se, self.level)
         name = {"lcl": "leveled chain ladder (LCL)", "ccl": "correlated chain ladder (CCL)"}[self.kind]
@@ -130,11 +153,11 @@ def prepare(spec: ReserveSpec, base_dir: Path | None = None, triangle: Any = Non
     source = spec.data
     if triangle is not None:
         with reading("triangle"):
-            tri = reserving.as_triangle(triangle)
+            tri = as_triangle(triangle)
         where = "a triangle passed in"
     elif source.sample is not None:
         with reading("data.sample"):
-            tri = reserving.bundled_triangle(source.sample, source.column)
+            tri = bundled_triangle(source.sample, source.column)
         where = f"chainladder sample {source.sample}"
     else:
         assert source.path is not None
@@ -145,7 +168,7 @@ def prepare(spec: ReserveSpec, base_dir: Path | None = None, triangle: Any = Non
     )
 
 
-def _read_triangle(path: Path, origin: str | None) -> reserving.LossTriangle:
+def _read_triangle(path: Path, origin: str | None) -> LossTriangle:
     frame = read_table(path, "data.path")
     if origin is not None and origin not in frame.columns:
         raise SpecError("data.origin", f"no column {origin!r} in {path.name}; columns: {', '.join(map(str, frame.columns))}")
@@ -155,5 +178,5 @@ def _read_triangle(path: Path, origin: str | None) -> reserving.LossTriangle:
     if text:
         raise SpecError("data.path", f"triangle column {text[0]!r} must hold numbers (cumulative paid losses, empty below the diagonal)")
     with reading("data.path"):
-        tri = reserving.as_triangle(values.to_numpy(dtype=float), origins=frame[origin].tolist())
-    return reserving.LossTriangle(tri.losses, tri.origins, tuple(str(c) for c in values.columns))
+        tri = as_triangle(values.to_numpy(dtype=float), origins=frame[origin].tolist())
+    return LossTriangle(tri.losses, tri.origins, tuple(str(c) for c in values.columns))

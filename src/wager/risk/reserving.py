@@ -1,12 +1,7 @@
-"""Bayesian loss reserving on a cumulative paid-loss development triangle, with
-the Mack chain ladder run side by side.
-
-The triangle. ``C[w, d]`` is the cumulative paid loss of accident (origin)
-year ``w = 0..n-1`` at development period ``d = 0..n-1``, observed where
-``w + d <= n - 1`` (the upper-left triangle and its latest diagonal) and NaN
-below. The reserve is what is still to be paid: ``R = sum_w (U_w - L_w)`` with
-``U_w = C[w, n-1]`` the ultimate and ``L_w = C[w, n-1-w]`` the latest diagonal.
-Development beyond the triangle's last column (a tail) is not modelled.
+"""Bayesian loss reserving on a cumulative paid-loss development triangle
+(``wager.risk.triangle``: ``C[w, d]``, origins down, developments across,
+observed where ``w + d <= n - 1``; the reserve ``R = sum_w (U_w - L_w)``, the
+ultimates less the latest diagonal).
 
 The models (Meyers 2015, *Stochastic Loss Reserving Using Bayesian MCMC
 Models*, CAS Monograph 1), on the logs of every observed cell::
@@ -47,166 +42,31 @@ Sampling. NUTS runs in coordinates that standardise ``alpha`` and ``beta``
 given ``sigma`` (``lcl_model``): sampled directly, the late columns' one or
 two cells make funnels and NUTS diverges.
 
-The peer. ``mack_reserve`` runs ``chainladder``'s ``MackChainladder`` (Mack
-1993): the chain ladder's reserve with its distribution-free standard error.
-With ``sigma_interpolation="mack"`` (the default here) it reproduces Mack's
-published figures (RAA: reserve 52,135, standard error 26,909; Mack 1994).
+The peer, Mack's chain ladder, is ``wager.risk.mack``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, Unpack
 
 import numpy as np
 
 from wager.errors import SpecError
-from wager.kernel.inference import InferenceConfig, Model, ProgressFn, infer
+from wager.kernel.inference import Model
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import derive_seed
+from wager.risk.problem import NutsSettings, fit_by_nuts
+from wager.risk.tail import chain_tail_summary
+from wager.risk.triangle import LossTriangle, as_triangle
 
-MIN_ORIGINS = 3
-"""Fewest origins (rows) a triangle may have: with two, each development factor rests on one ratio."""
 SOURCE = "Meyers (2015), Stochastic Loss Reserving Using Bayesian MCMC Models, CAS Monograph 1 (LCL and CCL)"
-BUNDLED = ("raa", "genins", "ukmotor", "abc", "m3ir5", "mw2008", "mw2014", "mortgage")
-"""``chainladder`` samples that are one square cumulative triangle (``chainladder.load_sample``)."""
 
 ReservingModel = Literal["lcl", "ccl"]
 
 
-# --- the triangle -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LossTriangle:
-    """A validated cumulative loss triangle.
-
-    ``losses`` is ``(n, n)``: origins down, development periods across, NaN
-    below the latest diagonal. ``origins`` and ``developments`` label its rows
-    and columns.
-    """
-
-    losses: np.ndarray
-    origins: tuple[str, ...]
-    developments: tuple[str, ...]
-
-    @property
-    def size(self) -> int:
-        """``n``, the number of origins (and of development periods)."""
-        return self.losses.shape[0]
-
-    @property
-    def observed(self) -> np.ndarray:
-        """``(n, n)`` booleans: ``w + d <= n - 1``."""
-        w, d = np.indices(self.losses.shape)
-        return w + d <= self.size - 1
-
-    @property
-    def latest(self) -> np.ndarray:
-        """``(n,)`` the latest diagonal ``C[w, n-1-w]``: paid to date per origin."""
-        n = self.size
-        return self.losses[np.arange(n), n - 1 - np.arange(n)]
-
-
-def as_triangle(triangle: Any, origins: Sequence[Any] | None = None) -> LossTriangle:
-    """A ``LossTriangle`` from a 2-D array (with ``origins``, default ``0..n-1``), a
-    pandas DataFrame (origins from its index), a ``chainladder.Triangle`` (one
-    index and column; converted to cumulative) or a ``LossTriangle``.
-
-    Raises ``SpecError("triangle", ...)`` unless the triangle is square with at
-    least ``MIN_ORIGINS`` origins, finite and positive where observed (logs of
-    every observed cell are taken), NaN below the latest diagonal and without
-    holes above it; ``SpecError("origins", ...)`` unless there is one distinct
-    label per origin.
-    """
-    if isinstance(triangle, LossTriangle):
-        values, labels, developments = triangle.losses, triangle.origins, triangle.developments
-    elif type(triangle).__module__.startswith("chainladder"):
-        values, labels, developments = _from_chainladder(triangle)
-    else:
-        labels, developments = None, None
-        if hasattr(triangle, "index") and hasattr(triangle, "columns"):  # a pandas DataFrame
-            labels = [str(o) for o in triangle.index]
-            developments = [str(c) for c in triangle.columns]
-            triangle = triangle.to_numpy()
-        try:
-            values = np.array(triangle, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise SpecError("triangle", f"must be numbers (cumulative paid losses, NaN below the diagonal): {exc}") from None
-    if origins is not None:
-        labels = [str(o) for o in origins]
-    values = _check_losses(values)
-    n = values.shape[0]
-    labels = tuple(str(o) for o in (labels if labels is not None else range(n)))
-    if len(labels) != n:
-        raise SpecError("origins", f"must give one label per origin: the triangle has {n} origins, got {len(labels)} labels")
-    if len(set(labels)) != n:
-        raise SpecError("origins", "must be distinct labels")
-    developments = tuple(str(d) for d in (developments if developments is not None else range(1, n + 1)))
-    return LossTriangle(losses=values, origins=labels, developments=developments)
-
-
-def _check_losses(values: np.ndarray) -> np.ndarray:
-    if values.ndim != 2:
-        raise SpecError("triangle", f"must be 2-D (origins x development periods), got shape {values.shape}")
-    n, m = values.shape
-    if n != m:
-        raise SpecError("triangle", f"must be square (as many development periods as origins), got {n} origins x {m} periods")
-    if n < MIN_ORIGINS:
-        raise SpecError("triangle", f"must have at least {MIN_ORIGINS} origins, got {n}")
-    present = ~np.isnan(values)
-    for w in range(n):
-        row = present[w]
-        k = int(np.argmin(row)) if not row.all() else n  # observed prefix length
-        if row[k:].any():
-            raise SpecError("triangle", f"has a hole at origin {w}, development {k}: NaN before an observed value in the same row")
-        if k < n - w:
-            raise SpecError("triangle", f"has a hole at origin {w}, development {k}: NaN inside the observed upper-left triangle (row {w} must be observed up to development {n - 1 - w})")
-        if k > n - w:
-            raise SpecError("triangle", f"has a value below the latest diagonal at origin {w}, development {n - w}: must be NaN (row {w} is observed up to development {n - 1 - w})")
-    observed = values[present]
-    if not np.isfinite(observed).all():
-        w, d = np.argwhere(present & ~np.isfinite(values))[0]
-        raise SpecError("triangle", f"must be finite: origin {w}, development {d} is {values[w, d]}")
-    if (observed < 0).any():
-        w, d = np.argwhere(present & (values < 0))[0]
-        raise SpecError("triangle", f"cumulative losses must be >= 0: origin {w}, development {d} is {values[w, d]:g}")
-    if (observed == 0).any():
-        w, d = np.argwhere(present & (values == 0))[0]
-        raise SpecError("triangle", f"must be > 0 where observed (the model takes logs): origin {w}, development {d} is 0")
-    return values
-
-
-def _from_chainladder(triangle: Any) -> tuple[np.ndarray, list[str], list[str]]:
-    if triangle.shape[:2] != (1, 1):
-        raise SpecError("triangle", f"must be one chainladder triangle (one index, one column), got shape {triangle.shape}; select one, e.g. tri['paid']")
-    if not triangle.is_cumulative:
-        triangle = triangle.incr_to_cum()
-    values = np.asarray(triangle.values, dtype=float)[0, 0]
-    return values, [str(o) for o in triangle.origin], [str(d) for d in triangle.development]
-
-
-def bundled_triangle(name: str, column: str | None = None) -> LossTriangle:
-    """A sample triangle shipped with ``chainladder`` (``chainladder.load_sample``).
-
-    One-triangle samples: ``raa`` (RAA general liability, 1981-1990, Mack 1994),
-    ``genins`` (Taylor & Ashe 1983, Mack 1993), ``ukmotor`` (UK motor,
-    Christofides 1990, 7 x 7), ``abc``, ``m3ir5``, ``mw2008``, ``mw2014``,
-    ``mortgage``. Samples with several columns (``usaa``, ``mcl``, ...) need
-    ``column`` (e.g. ``"paid"``) and one index.
-    """
-    import chainladder as cl  # imported here: only this helper and the Mack peer need it
-
-    try:
-        tri = cl.load_sample(name)
-    except Exception:
-        raise SpecError("name", f"must name a chainladder sample, e.g. one of {', '.join(BUNDLED)}; got {name!r}") from None
-    if column is not None:
-        if column not in list(tri.columns):
-            raise SpecError("column", f"must be one of {', '.join(map(str, tri.columns))}; got {column!r}")
-        tri = tri[column]
-    return as_triangle(tri)
+# --- simulating a triangle ------------------------------------------------------------
 
 
 def simulate_triangle(
@@ -409,6 +269,18 @@ def log_likelihood(triangle: Any, draws: Mapping[str, Any], model: ReservingMode
     draw of ``alpha`` and ``sigma`` ``(..., n)``, ``beta`` ``(..., n-1)`` as recorded (or
     ``(..., n)`` ending in 0), and ``rho`` ``(...)`` for CCL; the result is shaped
     ``(...)``. NumPy only; the density the sampler used."""
+    y, observed, mu, s = cell_distributions(triangle, draws, model)
+    z = (y - mu) / s
+    cell = -0.5 * z * z - np.log(s) - 0.5 * np.log(2 * np.pi)
+    return np.where(observed, cell, 0.0).sum(axis=(-2, -1))
+
+
+def cell_distributions(
+    triangle: Any, draws: Mapping[str, Any], model: ReservingModel = "lcl"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(log C, observed, mu, sigma)``: the triangle's logs ``(n, n)`` (0 where not
+    observed), its observed cells, and each cell's Normal ``mu`` ``(..., n, n)`` and
+    ``sigma`` ``(..., 1, n)`` at each draw (as ``log_likelihood`` takes them)."""
     tri = as_triangle(triangle)
     y, observed = _log_data(tri)
     alpha, beta, sigma = (np.asarray(draws[k], dtype=float) for k in ("alpha", "beta", "sigma"))
@@ -418,10 +290,7 @@ def log_likelihood(triangle: Any, draws: Mapping[str, Any], model: ReservingMode
         mu = correlated_means(y, observed, alpha, beta, np.asarray(draws["rho"], dtype=float))
     else:
         mu = alpha[..., :, None] + beta[..., None, :]
-    s = sigma[..., None, :]
-    z = (y - mu) / s
-    cell = -0.5 * z * z - np.log(s) - 0.5 * np.log(2 * np.pi)
-    return np.where(observed, cell, 0.0).sum(axis=(-2, -1))
+    return y, observed, mu, sigma[..., None, :]
 
 
 def triangle_log_scale(triangle: Any) -> float:
@@ -467,16 +336,11 @@ def fit_nuts(
     model: ReservingModel = "lcl",
     priors: Mapping[str, Prior] | None = None,
     origins: Sequence[Any] | None = None,
-    chains: int = 2,
-    warmup: int = 500,
-    draws: int = 500,
-    seed: int = 20240101,
-    target_accept: float = 0.8,
-    progress: ProgressFn | None = None,
+    **nuts: Unpack[NutsSettings],
 ) -> Posterior:
-    """The posterior of LCL or CCL on ``triangle`` by NUTS (``wager.kernel.inference.infer``)."""
-    config = InferenceConfig(engine="nuts", chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept)
-    return infer(build_model(triangle, model=model, priors=priors, origins=origins), config, progress)
+    """The posterior of LCL or CCL on ``triangle`` by NUTS (``wager.risk.problem.fit_by_nuts``:
+    ``chains``, ``warmup``, ``draws``, ``seed``, ``target_accept``, ``progress``)."""
+    return fit_by_nuts(build_model(triangle, model=model, priors=priors, origins=origins), **nuts)
 
 
 # --- the predictive reserve -------------------------------------------------------------------
@@ -489,9 +353,9 @@ class BayesianReserve:
     ``reserve`` ``(S,)`` are draws of the total reserve ``sum_w (U_w - L_w)``;
     ``ultimate`` ``(S, n)`` the draws of each origin's ultimate; ``latest`` ``(n,)``
     the paid to date. ``var`` and ``tvar`` are the reserve's VaR and TVaR at
-    ``level`` (``wager.risk.tail.tail_summary``), with standard errors that
-    read the draws as independent (they come from Markov chains, so the true
-    errors are somewhat larger).
+    ``level`` (``wager.risk.tail.chain_tail_summary``), with standard errors
+    through the chains' effective sample size: the draws come from Markov
+    chains, and the ``per_draw`` reserves of a draw share its parameters.
     """
 
     model: str
@@ -551,10 +415,9 @@ def predictive_reserve(
     Each posterior draw gives ``per_draw`` simulated last columns: ``log U_w =
     mu[w, n-1] + sigma[n-1] Z`` for every origin but the first (whose ultimate is
     observed), with ``mu[w, n-1] = alpha[w]`` (LCL) or ``alpha[w] + rho (log U_{w-1}
-    - mu[w-1, n-1])`` (CCL, origin by origin). ``S = chains x draws x per_draw``.
+    - mu[w-1, n-1])`` (CCL, origin by origin). ``S = chains x draws x per_draw``,
+    in that order.
     """
-    from wager.risk.tail import tail_summary
-
     tri = as_triangle(triangle, origins)
     if model not in ("lcl", "ccl"):
         raise SpecError("model", f"must be 'lcl' or 'ccl', got {model!r}")
@@ -580,7 +443,7 @@ def predictive_reserve(
     ultimate = np.exp(log_u).reshape(-1, n)
     ultimate[:, 0] = tri.losses[0, n - 1]  # exactly, not through exp(log(.))
     reserve = (ultimate - tri.latest).sum(axis=1)
-    tail = tail_summary(reserve, level)
+    tail = chain_tail_summary(reserve.reshape(posterior.chains, -1, per_draw), level)
     return BayesianReserve(
         model=model,
         origins=tri.origins,
@@ -602,80 +465,12 @@ def bayesian_reserve(
     model: ReservingModel = "lcl",
     priors: Mapping[str, Prior] | None = None,
     origins: Sequence[Any] | None = None,
-    chains: int = 2,
-    warmup: int = 500,
-    draws: int = 500,
-    seed: int = 20240101,
     level: float = 0.995,
     per_draw: int = 10,
-    progress: ProgressFn | None = None,
+    **nuts: Unpack[NutsSettings],
 ) -> BayesianReserve:
-    """Fit ``model`` by NUTS (``fit_nuts``) and simulate its reserve (``predictive_reserve``)."""
+    """Fit ``model`` by NUTS (``fit_nuts``, settings ``nuts``) and simulate its reserve
+    (``predictive_reserve``)."""
     tri = as_triangle(triangle, origins)
-    posterior = fit_nuts(tri, model=model, priors=priors, chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress)
+    posterior = fit_nuts(tri, model=model, priors=priors, **nuts)
     return predictive_reserve(posterior, tri, model=model, level=level, per_draw=per_draw)
-
-
-# --- the Mack peer -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MackReserve:
-    """Mack's chain ladder (``chainladder.MackChainladder``): per origin ``(n,)`` the
-    latest paid, ultimate, reserve (IBNR) and its standard error; the totals."""
-
-    origins: tuple[str, ...]
-    latest: np.ndarray
-    ultimate: np.ndarray
-    reserve_by_origin: np.ndarray
-    se_by_origin: np.ndarray
-    reserve: float
-    se: float
-    sigma_interpolation: str
-
-
-def mack_reserve(
-    triangle: Any,
-    origins: Sequence[Any] | None = None,
-    sigma_interpolation: Literal["mack", "log-linear"] = "mack",
-) -> MackReserve:
-    """The chain ladder reserve and Mack's standard error by ``chainladder`` 0.10.
-
-    The triangle is rebuilt as a ``chainladder.Triangle`` (origin years and
-    development ages are placeholders; only the numbers matter), developed by
-    ``Development(sigma_interpolation=...)`` and fitted by
-    ``MackChainladder()``. ``"mack"`` extrapolates the last development's
-    ``sigma`` as Mack (1993) does, ``min(s_{n-2}^4 / s_{n-3}^2, s_{n-3}^2,
-    s_{n-2}^2)``, and reproduces his published errors; chainladder's own
-    default, ``"log-linear"``, gives slightly different ones (RAA: 26,881
-    against 26,909).
-    """
-    import chainladder as cl  # imported here: only the peer needs chainladder
-    import pandas as pd
-
-    if sigma_interpolation not in ("mack", "log-linear"):
-        raise SpecError("sigma_interpolation", f"must be 'mack' or 'log-linear', got {sigma_interpolation!r}")
-    tri = as_triangle(triangle, origins)
-    n = tri.size
-    rows = [
-        (str(2000 + w), str(2000 + w + d), tri.losses[w, d])
-        for w in range(n)
-        for d in range(n)
-        if tri.observed[w, d]
-    ]
-    frame = pd.DataFrame(rows, columns=["origin", "valuation", "paid"])
-    cl_tri = cl.Triangle(frame, origin="origin", development="valuation", columns="paid", cumulative=True)
-    developed = cl.Development(sigma_interpolation=sigma_interpolation).fit_transform(cl_tri)
-    mack = cl.MackChainladder().fit(developed)
-    ibnr = np.nan_to_num(np.asarray(mack.ibnr_.values, dtype=float)[0, 0, :, 0])
-    se = np.nan_to_num(np.asarray(mack.mack_std_err_.values, dtype=float)[0, 0, :, -1])
-    return MackReserve(
-        origins=tri.origins,
-        latest=tri.latest,
-        ultimate=tri.latest + ibnr,
-        reserve_by_origin=ibnr,
-        se_by_origin=se,
-        reserve=float(ibnr.sum()),
-        se=float(np.asarray(mack.total_mack_std_err_.values, dtype=float).ravel()[0]),
-        sigma_interpolation=sigma_interpolation,
-    )

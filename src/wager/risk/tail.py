@@ -23,21 +23,32 @@ the mean of ``z``, ``sd(z) / sqrt(S)``, whose square is
 does not add to it at first order: the Rockafellar-Uryasev objective is
 stationary at the VaR, so adding the VaR's standard error would double count.
 
-Draws are treated as independent: thin Markov chain draws first, or the
-standard errors are too small. The estimates need ``S (1 - p)`` well above one
-draw in the tail; fewer than one is refused.
+``tail_summary`` treats the draws as independent. Losses simulated from Markov
+chain (NUTS) draws are not: successive posterior draws are autocorrelated, and
+the ``per_draw`` losses simulated from one draw share its parameters.
+``chain_tail_summary`` takes them shaped ``(chains, draws, per_draw)`` and
+carries the dependence through the chains' effective sample size (ArviZ's,
+``wager.kernel.diagnostics.mcse_mean``) of two per-draw means: the share ``g``
+of a draw's losses at or below the VaR, whose MCSE is the standard error of
+the empirical CDF at the VaR (the ``d`` of the VaR rule above, in place of
+``sqrt(p (1 - p) / S)``); and the mean of ``z`` over a draw's losses, whose
+MCSE is the TVaR's. For a chain whose lag-``k`` autocorrelation is ``rho^k``,
+both errors are ``sqrt((1 + rho) / (1 - rho))`` times the independent ones.
+
+The estimates need ``S (1 - p)`` well above one draw in the tail; fewer than
+one is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-
-from wager.kernel.diagnostics import quantile_se
 from numpy.typing import ArrayLike
 
 from wager.errors import SpecError
+from wager.kernel.diagnostics import mcse_mean, quantile_se
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,46 @@ def tail_summary(losses: ArrayLike, level: float) -> TailSummary:
     v = _var(x, level)
     t, t_se = _tvar(x, level, v)
     return TailSummary(level=level, var=v, var_se=quantile_se(x, level), tvar=t, tvar_se=t_se)
+
+
+def chain_tail_summary(losses: ArrayLike, level: float) -> TailSummary:
+    """VaR and TVaR at ``level`` of losses simulated from Markov chain draws, with
+    standard errors through the chains' effective sample size.
+
+    ``losses`` is ``(chains, draws)`` (one loss per posterior draw) or ``(chains,
+    draws, per_draw)`` (``per_draw`` losses simulated from each draw), chains in
+    order; the estimates are ``tail_summary``'s over all of them, scalars. Where a
+    per-draw mean is constant (no MCSE to estimate), its error falls back to the
+    independent one.
+    """
+    x = np.asarray(losses, dtype=float)
+    if x.ndim not in (2, 3):
+        raise SpecError("losses", f"must be shaped (chains, draws) or (chains, draws, per_draw), got {x.shape}")
+    per = x.reshape(x.shape[0], x.shape[1], -1)
+    flat = _losses(per.ravel(), level)
+    v = _var(flat, level)
+    t, t_se = _tvar(flat, level, v)
+    cdf_se = mcse_mean((per <= v).mean(axis=-1), independent=False)
+    z_se = mcse_mean((v + np.maximum(per - v, 0.0) / (1 - level)).mean(axis=-1), independent=False)
+    return TailSummary(
+        level=level,
+        var=v,
+        var_se=quantile_se(flat, level, cdf_se) if cdf_se > 0 else quantile_se(flat, level),
+        tvar=t,
+        tvar_se=np.asarray(z_se) if z_se > 0 else t_se,
+    )
+
+
+def check_level(level: Any) -> float:
+    """A tail level in (0, 1) as a float (a number or numeric text), e.g. 0.99 or 0.995,
+    or ``SpecError("level", ...)``."""
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        raise SpecError("level", f"must be a number in (0, 1), got {level!r}") from None
+    if not 0.0 < value < 1.0:
+        raise SpecError("level", f"must be in (0, 1) (e.g. 0.99 or 0.995), got {level}")
+    return value
 
 
 def _var(x: np.ndarray, level: float) -> np.ndarray:

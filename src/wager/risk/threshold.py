@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from wager.errors import SpecError
+from wager.kernel.diagnostics import mcse_mean
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def optimal_threshold(
     c_fp: float,
     c_fn: float,
     grid: ArrayLike | None = None,
+    chains: int | None = None,
 ) -> ThresholdChoice:
     """The posterior distribution of the empirically optimal threshold, and what
     the Bayes threshold saves over 0.5.
@@ -105,8 +107,10 @@ def optimal_threshold(
     threshold that would have been best on these applicants.
 
     ``C_s`` at the Bayes threshold and at 0.5 are averaged over draws; their
-    Monte Carlo standard errors are ``sd_s / sqrt(S)`` with draws treated as
-    independent (0 for a single draw, i.e. plug-in probabilities). They cover
+    Monte Carlo standard errors are ``sd_s / sqrt(S)`` for independent draws (0
+    for a single draw, i.e. plug-in probabilities); with ``chains`` given, the
+    rows are that many Markov chains in order and the errors go through their
+    effective sample size (``wager.kernel.diagnostics.mcse_mean``). They cover
     the posterior's Monte Carlo error only: the applicants and labels are held
     fixed, so they say nothing of how the cost would vary on new applicants.
     """
@@ -116,6 +120,8 @@ def optimal_threshold(
         prob = prob[None]
     if prob.ndim != 2:
         raise SpecError("p_draws", f"must be shaped (draws, applicants); got shape {prob.shape}")
+    if chains is not None and not (isinstance(chains, (int, np.integer)) and chains >= 1 and prob.shape[0] % chains == 0):
+        raise SpecError("chains", f"must be a positive integer dividing the {prob.shape[0]} draws; got {chains!r}")
     label = _labels(y, prob.shape[1])
     points = _grid(grid)
     curves = _realised_costs(prob, label, points, c_fp, c_fn)  # (draws, grid)
@@ -129,11 +135,11 @@ def optimal_threshold(
         threshold_mean=float(best.mean()),
         threshold_interval=(float(lo), float(hi)),
         cost_at_bayes=float(at_bayes.mean()),
-        cost_at_bayes_se=_se(at_bayes),
+        cost_at_bayes_se=_se(at_bayes, chains),
         cost_at_half=float(at_half.mean()),
-        cost_at_half_se=_se(at_half),
+        cost_at_half_se=_se(at_half, chains),
         saving=float((at_half - at_bayes).mean()),
-        saving_se=_se(at_half - at_bayes),
+        saving_se=_se(at_half - at_bayes, chains),
     )
 
 
@@ -156,10 +162,12 @@ def _realised_costs(prob: np.ndarray, label: np.ndarray, points: np.ndarray, c_f
     return (c_fp * declined_good + c_fn * approved_bad) / n
 
 
-def _se(values: np.ndarray) -> float:
+def _se(values: np.ndarray, chains: int | None) -> float:
     if values.size < 2:
         return 0.0
-    return float(values.std(ddof=1) / np.sqrt(values.size))
+    if chains is None:
+        return float(values.std(ddof=1) / np.sqrt(values.size))
+    return mcse_mean(values.reshape(chains, -1), independent=False)
 
 
 def _costs(c_fp: float, c_fn: float) -> None:

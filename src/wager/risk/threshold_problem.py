@@ -31,10 +31,11 @@ from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import derive_seed
 from wager.risk import credit
+from wager.risk.checks import CalibrationCheck, binned_calibration
 from wager.risk.problem import amount, loss_distribution, mean_mcse, reading, resolve, with_overrides
 from wager.risk.spec import ThresholdSpec
 from wager.risk.threshold import optimal_threshold
-from wager.risk.tail import tail_summary
+from wager.risk.tail import chain_tail_summary, tail_summary
 from wager.tables import read_table
 
 SAMPLE_COLUMNS = {"islr_default": ("default", ("balance", "income", "student"))}
@@ -72,6 +73,17 @@ class ThresholdProblem:
     def model(self) -> Model:
         return credit.build_model(self.train, self.design, self.priors)
 
+    # --- validation (``wager validate``) ------------------------------------------
+
+    def posterior_check(self, posterior: Posterior, seed: int = 0) -> CalibrationCheck:
+        """The held-out applicants' defaults against the posterior predictive, in ten
+        bins of predicted probability (``wager.risk.checks.binned_calibration``): data
+        the fit never saw."""
+        fit = credit.CreditFit(posterior=posterior, design=self.design)
+        p_test = credit.probability_of_default(fit, self.test)
+        y = self.design.outcome_labels(self.test)
+        return binned_calibration(p_test, y, np.random.default_rng(derive_seed(seed, 2)), f"{y.size} held-out applicants' defaults")
+
     def decide(self, posterior: Posterior) -> Outcome:
         fit = credit.CreditFit(posterior=posterior, design=self.design)
         y = self.design.outcome_labels(self.test)
@@ -81,14 +93,15 @@ class ThresholdProblem:
         at_half = _realised(held.p_mean > 0.5, y, self.c_fp, self.c_fn)
         saving = at_half - at_bayes
         saving_se = float(saving.std(ddof=1) / np.sqrt(saving.size))
-        choice = optimal_threshold(p_test, y, self.c_fp, self.c_fn)
+        choice = optimal_threshold(p_test, y, self.c_fp, self.c_fn, chains=posterior.chains)
 
         scored = "new applicants" if self.applicants is not None else "held-out applicants"
         p_scored = credit.probability_of_default(fit, self.applicants) if self.applicants is not None else p_test
         decision = held if self.applicants is None else credit.decide(p_scored, self.c_fp, self.c_fn)
         n, declined = decision.decline.size, int(decision.decline.sum())
         costs, plug = self._cost_draws(p_scored, decision.decline, derive_seed(posterior.seed, 1))
-        tail, plug_tail = tail_summary(costs, self.level), tail_summary(plug, self.level)
+        # one cost per posterior draw, in chain order; the plug-in's replicates are independent
+        tail, plug_tail = chain_tail_summary(costs.reshape(posterior.chains, -1), self.level), tail_summary(plug, self.level)
 
         t = decision.threshold
         listed = min(self.listed, n)

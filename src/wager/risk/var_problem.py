@@ -25,6 +25,7 @@ from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import derive_seed
 from wager.risk import garch
+from wager.risk.checks import PitCheck, loo_pit, thinned_draws
 from wager.risk.problem import loss_distribution, mean_mcse, reading, resolve, with_overrides
 from wager.risk.spec import BacktestSpec, VarSpec
 from wager.tables import read_table
@@ -64,6 +65,27 @@ class VarProblem:
     def model(self) -> Model:
         with reading("data"):
             return garch.build_model(self.fitted, self.priors)
+
+    # --- validation (``wager validate``) ------------------------------------------
+
+    unsupported_checks = {
+        "prior predictive": "GARCH's likelihood is one factor over the variance recursion (wager.risk.garch.garch_model), not an "
+        "observed site, so the shared check has no returns to simulate from the prior; the predictive check judges the posterior instead",
+        "sbc": "simulation-based calibration of GARCH(1,1)-t is not implemented: its likelihood is a factor, so SBC needs a simulator "
+        "hook (wager.risk.garch.simulate_garch_t is one) and a NUTS fit of the whole history per simulation (the recovery test in "
+        "tests/test_risk_garch.py checks NUTS at known parameters)",
+    }
+
+    def posterior_check(self, posterior: Posterior, seed: int = 0) -> PitCheck:
+        """LOO-PIT of the fitted daily returns under their one-step Student-t
+        (``wager.risk.checks.loo_pit``); ``seed`` is unused (the check is deterministic)."""
+        from scipy import stats
+
+        draws = thinned_draws(posterior, ("mu", "omega", "alpha", "beta", "nu"))
+        mu, nu = draws["mu"][:, None], draws["nu"][:, None]
+        scale = garch.one_step_scales(self.fitted, draws)
+        t = (self.fitted - mu) / scale
+        return loo_pit(stats.t.logpdf(t, nu) - np.log(scale), stats.t.cdf(t, nu), "fitted daily returns (one step ahead)")
 
     def decide(self, posterior: Posterior) -> Outcome:
         seed = derive_seed(posterior.seed, 1)

@@ -133,7 +133,8 @@ def validate(
             return ("passed" if same else "failed"), [line], {"identical": same}
 
         checks.append(_timed("replay", again))
-    # a domain may replace a check with its own (``predictive_check``) or say why one does not apply
+    # a domain may replace a check with its own (``posterior_check`` of the posterior it decided on,
+    # ``predictive_check`` with fits of its own) or say why one does not apply
     unsupported = getattr(result.problem, "unsupported_checks", {})
     for name, fn in (
         ("prior predictive", lambda: _prior_predictive(result, seed)),
@@ -173,6 +174,10 @@ def _predictive(result: Any, seed: int, progress: ProgressFn | None = None) -> t
         return "skipped", [f"model {model.name!r} has no NumPyro model to replicate data from"], {}
     if not result.gates.passed:
         return "skipped", ["the posterior failed its gates: predictive checks on it would mean nothing"], {}
+    posterior_check = getattr(result.problem, "posterior_check", None)
+    if posterior_check is not None:  # the domain's own check of the posterior it decided on
+        check = posterior_check(result.posterior, seed=seed)
+        return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     domain_check = getattr(result.problem, "predictive_check", None)
     if domain_check is not None:
         check = domain_check(result.spec.inference, seed=seed, progress=progress)
