@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def resolve(path: str | Path, base_dir: Path | None) -> Path:
+    """``path`` relative to the spec's folder (as given when absolute or there is none)."""
+    p = Path(path)
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
 def read_table(path: str | Path, field: str = "data.path") -> "pd.DataFrame":
     """Read a CSV or parquet file, or raise ``SpecError`` naming ``field``."""
     import pandas as pd

@@ -10,6 +10,7 @@ import numpy as np
 
 from wager.ab.data import arms_from_table
 from wager.tables import read_table
+from wager.tables import resolve as resolve_path  # this module's own resolve() reduces a spec
 from wager.ab.decide import Estimate, expected_loss_rule, flip_points, summarize, units
 from wager.ab.models import PRIOR_SITES, build_model, priors_for
 from wager.ab.spec import ABSpec
@@ -33,8 +34,7 @@ def resolve(spec: ABSpec, frame: Any = None, base_dir: Path | None = None) -> AB
         assert spec.data is not None
         if spec.data.path is None:
             raise SpecError("data.path", "is required (a .csv or .parquet file) unless a DataFrame is passed in")
-        path = Path(spec.data.path)
-        frame = read_table(path if path.is_absolute() or base_dir is None else base_dir / path)
+        frame = read_table(resolve_path(spec.data.path, base_dir))
     source = spec.data
     arms = arms_from_table(frame, spec.metric, source.arm if source else "arm", source.value if source else "value")
     payload = spec.model_dump(exclude={"data"})

@@ -41,6 +41,7 @@ from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
+from wager.tables import resolve
 
 INTERVAL = (0.03, 0.97)
 """The reported 94% equal-tailed credible interval (ArviZ's default mass)."""
@@ -150,7 +151,7 @@ def load_data(data: str | Mapping[str, Any], base_dir: Path | None = None) -> di
     """
     if not isinstance(data, str):
         return {name: _as_array(value) for name, value in data.items()}
-    path = _resolve(data, base_dir)
+    path = resolve(data, base_dir)
     if not path.is_file():
         raise SpecError("data", f"no such file: {path}")
     if path.suffix.lower() == ".json":
@@ -188,10 +189,6 @@ def _as_array(value: Any) -> np.ndarray:
         return array.astype(np.int64)
     return array.astype(np.float64)
 
-
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or base_dir is None else base_dir / p
 
 
 def check_arguments(fn: Callable[..., Any], function: str, data: Mapping[str, Any]) -> None:
@@ -242,7 +239,7 @@ class CustomProblem:
 def prepare(spec: CustomSpec, base_dir: Path | None = None) -> CustomProblem:
     """Load the model and the data, check them against the spec by one traced run."""
     file, function = model_reference(spec.model)
-    path = _resolve(file, base_dir)
+    path = resolve(file, base_dir)
     fn = load_function(path, function)
     data = load_data(spec.data, base_dir)
     check_arguments(fn, function, data)

@@ -9,7 +9,7 @@ from wager.errors import SpecError
 from wager.forecast.data import Panel
 from wager.forecast.problem import CapacityPolicy, ForecastProblem, Newsvendor
 from wager.forecast.spec import ForecastSpec
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 
 def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None, events: Any = None) -> ForecastProblem:
@@ -18,7 +18,7 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
     if frame is None:
         if source.path is None:
             raise SpecError("data.path", "is required (a .csv or .parquet file) unless a DataFrame is passed in")
-        frame = read_table(_resolve(source.path, base_dir), "data.path")
+        frame = read_table(resolve(source.path, base_dir), "data.path")
     panel = Panel.from_frame(
         frame,
         time=source.time,
@@ -30,7 +30,7 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         counts=spec.likelihood in ("negbin", "zinb"),
     )
     if events is None and source.events is not None:
-        events = read_table(_resolve(source.events, base_dir), "data.events")
+        events = read_table(resolve(source.events, base_dir), "data.events")
     if events is not None:
         panel = panel.with_events(events, "data.events")
     decision = spec.decision
@@ -45,7 +45,3 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         batch=spec.batch,
     )
 
-
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or base_dir is None else base_dir / p

@@ -25,7 +25,7 @@ from wager.kernel.digits import fmt
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 
 NUTS_MAX_SERIES = 40
 """``engine="auto"`` runs NUTS up to this many series and SVI above it."""
@@ -133,13 +133,7 @@ class ForecastProblem:
 
     @cached_property
     def priors(self) -> dict[str, Prior]:
-        from wager.errors import SpecError
-
-        defaults = default_priors(self.layout)
-        unknown = set(self.prior_overrides) - set(defaults)
-        if unknown:
-            raise SpecError(f"priors.{sorted(unknown)[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
-        return {**defaults, **self.prior_overrides}
+        return with_overrides(default_priors(self.layout), self.prior_overrides)
 
     def arrays(self) -> dict[str, Any]:
         """The model's keyword data, the time axis padded to a multiple of ``TIME_BUCKET``."""

@@ -34,7 +34,7 @@ from wager.kernel.digits import fmt, fmt_prob
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 
 MAX_POINTS = 600
@@ -64,11 +64,7 @@ class FusionProblem:
 
     @cached_property
     def priors(self) -> dict[str, Prior]:
-        defaults = tracking.default_priors()
-        unknown = sorted(set(self.prior_overrides) - set(defaults))
-        if unknown:
-            raise SpecError(f"priors.{unknown[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
-        merged = {**defaults, **self.prior_overrides}
+        merged = with_overrides(tracking.default_priors(), self.prior_overrides)
         for name in tracking.INITIAL:
             if merged[name].family != "normal":
                 raise SpecError(f"priors.{name}", "must be a normal prior: it is the Kalman filter's starting mean and variance")
@@ -202,8 +198,7 @@ def prepare(spec: FusionSpec, base_dir: Path | None = None, frame: Any = None) -
         accel, gps, where = truth.accel, truth.gps, f"simulated drive (seed {sim.seed})"
     else:
         if frame is None:
-            from wager.risk.problem import resolve
-            from wager.tables import read_table
+            from wager.tables import read_table, resolve
 
             assert source.path is not None
             frame = read_table(resolve(source.path, base_dir), "data.path")

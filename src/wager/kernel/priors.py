@@ -300,3 +300,14 @@ def priors_digest(priors: Mapping[str, Prior]) -> str:
     """SHA-256 over a named set of priors, independent of insertion order."""
     payload = {name: prior.model_dump() for name, prior in priors.items()}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def with_overrides(defaults: Mapping[str, Prior], overrides: Mapping[str, Prior]) -> dict[str, Prior]:
+    """A model's documented default priors with a spec's ``priors`` replacing them by name;
+    a name the model does not have raises ``SpecError`` at ``priors.<name>``."""
+    from wager.errors import SpecError
+
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise SpecError(f"priors.{unknown[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
+    return {**defaults, **overrides}

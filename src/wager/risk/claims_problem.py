@@ -23,14 +23,14 @@ from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.risk import aggregate, claims
 from wager.risk.checks import AllOf, loo_pit, thinned_draws
 from wager.risk.portfolio import Portfolio, check_portfolio
-from wager.risk.problem import amount, loss_distribution, mean_mcse, resolve, with_overrides
+from wager.risk.problem import amount, loss_distribution, mean_mcse
 from wager.risk.spec import ClaimsSpec
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 UNITS = "the claims table's currency"
 

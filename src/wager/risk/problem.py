@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator, Mapping, TypedDict, Unpack
 
 import numpy as np
@@ -21,7 +20,6 @@ from wager.errors import SpecError
 from wager.kernel.digits import decimals_for
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn, infer
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
 
 BINS = 40
 """Bars of the loss histogram the report draws."""
@@ -56,14 +54,6 @@ def fit_by_nuts(model: Model, **settings: Unpack[NutsSettings]) -> Posterior:
     return infer(model, InferenceConfig(engine="nuts", **config), progress)
 
 
-def with_overrides(defaults: Mapping[str, Prior], overrides: Mapping[str, Prior]) -> dict[str, Prior]:
-    """The documented defaults with the spec's ``priors`` replacing them by name."""
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        raise SpecError(f"priors.{unknown[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
-    return {**defaults, **overrides}
-
-
 @contextmanager
 def reading(field: str) -> Iterator[None]:
     """Name the spec's ``field`` in a ``SpecError`` a risk module raises about its own
@@ -85,12 +75,6 @@ def amount(value: float, se: float = 0.0, exact_digits: int = 4) -> str:
     if se > 0 and 2 * se >= 10:
         return f"{round(value, -math.floor(math.log10(2 * se))):,.0f}"
     return f"{value:,.{decimals_for(se, value, exact_digits)}f}"
-
-
-def resolve(path: str, base_dir: Path | None) -> Path:
-    """``path`` relative to the spec's folder (as given when absolute or there is none)."""
-    p = Path(path)
-    return p if p.is_absolute() or base_dir is None else base_dir / p
 
 
 def loss_distribution(

@@ -24,15 +24,15 @@ from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.risk import reserving
 from wager.risk.checks import PitCheck, loo_pit, thinned_draws
 from wager.risk.mack import mack_reserve
-from wager.risk.problem import amount, loss_distribution, mean_mcse, reading, resolve, with_overrides
+from wager.risk.problem import amount, loss_distribution, mean_mcse, reading
 from wager.risk.spec import ReserveSpec
 from wager.risk.triangle import LossTriangle, as_triangle, bundled_triangle
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 
 @dataclass

@@ -28,15 +28,15 @@ from wager.kernel.digits import fmt
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.risk import credit
 from wager.risk.checks import CalibrationCheck, binned_calibration
-from wager.risk.problem import amount, loss_distribution, mean_mcse, reading, resolve, with_overrides
+from wager.risk.problem import amount, loss_distribution, mean_mcse, reading
 from wager.risk.spec import ThresholdSpec
 from wager.risk.threshold import optimal_threshold
 from wager.risk.tail import chain_tail_summary, tail_summary
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 SAMPLE_COLUMNS = {"islr_default": ("default", ("balance", "income", "student"))}
 """Outcome and predictors a shipped sample is read with unless the spec names others."""

@@ -22,13 +22,13 @@ from wager.kernel.digits import fmt
 from wager.kernel.inference import InferenceConfig, Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.risk import garch
 from wager.risk.checks import PitCheck, loo_pit, thinned_draws
-from wager.risk.problem import loss_distribution, mean_mcse, reading, resolve, with_overrides
+from wager.risk.problem import loss_distribution, mean_mcse, reading
 from wager.risk.spec import BacktestSpec, VarSpec
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 UNITS = "percent of the position's value"
 SAMPLE_PRICE = {"sp500": "Adj Close"}

@@ -23,12 +23,12 @@ from wager.kernel.digits import fmt, fmt_prob
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.science import dosing, pk
-from wager.science.problem import interval, resolve, with_overrides
+from wager.science.problem import interval
 from wager.science.spec import DosePolicy, PkSpec
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 NO_DOSE = "no standard dose"
 CURVE_HOURS = 25.0

@@ -24,12 +24,12 @@ from wager.kernel.digits import fmt, fmt_percent
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
-from wager.kernel.priors import Prior
+from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
 from wager.science import sir
-from wager.science.problem import interval, resolve, with_overrides
+from wager.science.problem import interval
 from wager.science.spec import SirSpec
-from wager.tables import read_table
+from wager.tables import read_table, resolve
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The fitted curve's bands in the report: 50% and 90%."""
