@@ -1,17 +1,19 @@
 """``wager science sir|pk``: beds for an epidemic's peak, a dose for a therapeutic window.
 
 Each command's options build the same spec a ``domain: science`` YAML file would
-(``wager.science.spec``), so the run takes the shared path: gates, record, report.
+(``wager.science.spec``), so the run takes the shared path: gates, record, report;
+``wager.cli_domain.domain_command`` adds the options every run shares.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
-from wager.cli import DbOpt, JsonOpt, NoRecordOpt, QuietOpt, Recording, _execute, app
+from wager.cli import app
+from wager.cli_domain import domain_command
 
 science_app = typer.Typer(
     no_args_is_help=True,
@@ -19,31 +21,16 @@ science_app = typer.Typer(
 )
 app.add_typer(science_app, name="science")
 
-SeedOpt = typer.Option(None, "--seed", help="Integer seed.")
-DrawsOpt = typer.Option(None, "--draws", help="Posterior draws per chain.")
-WarmupOpt = typer.Option(None, "--warmup", help="NUTS warmup iterations per chain.")
-ChainsOpt = typer.Option(None, "--chains", help="NUTS chains.")
-TargetAcceptOpt = typer.Option(None, "--target-accept", help="NUTS target acceptance probability (higher: smaller steps).")
-NameOpt = typer.Option(None, "--name", help="A name for the run (plans and reports use it).")
-
-
-def _run(payload: dict[str, Any], as_json: bool, quiet: bool, db: Optional[str], no_record: bool, **inference: Any) -> None:
-    """Validate ``payload`` (with the inference options given) and run it through the shared path."""
-
-    def build() -> Any:
-        from wager.workflow.specs import parse_spec
-
-        settings = {k: v for k, v in inference.items() if v is not None}
-        return parse_spec({"domain": "science", **{k: v for k, v in payload.items() if v is not None}, "inference": settings})
-
-    _execute(build, None, as_json, quiet, Recording(db, not no_record))
+def science_command(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Register ``wager science NAME`` (``wager.cli_domain.domain_command``)."""
+    return domain_command(science_app, "science", name)
 
 
 def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-@science_app.command("sir")
+@science_command("sir")
 def sir_command(
     capacity: int = typer.Option(..., "--capacity", help="Beds available: people who can be cared for at once (> 0)."),
     max_risk: Optional[float] = typer.Option(None, "--max-risk", help="Accepted probability that the peak needs more beds (default 0.1)."),
@@ -56,31 +43,20 @@ def sir_command(
     through_day: Optional[float] = typer.Option(None, "--through-day", help="Fit on the counts up to this day only."),
     horizon: Optional[int] = typer.Option(None, "--horizon", help="Days the curve and the peak run to (default: the last count's day)."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated paths of daily counts per posterior draw."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Open extra beds, or hold: an SIR epidemic's peak bed need against the beds there are."""
     payload = {
         "task": "sir",
-        "name": name,
         "data": _given(sample=sample, path=str(data) if data is not None else None, day=day, count=count, population=population,
                        initial_infected=initial_infected, through_day=through_day),
         "horizon": horizon,
         "per_draw": per_draw,
         "decision": _given(capacity=capacity, max_risk=max_risk),
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
+    return payload
 
 
-@science_app.command("pk")
+@science_command("pk")
 def pk_command(
     low: float = typer.Option(..., "--low", help="The therapeutic window's lower bound (concentration units)."),
     high: float = typer.Option(..., "--high", help="The therapeutic window's upper bound (concentration units)."),
@@ -97,23 +73,12 @@ def pk_command(
     conc: Optional[str] = typer.Option(None, "--conc", help="The concentration column (default: conc)."),
     dose: Optional[str] = typer.Option(None, "--dose", help="The dose column (default: dose)."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated new patients per posterior draw."),
-    name: Optional[str] = NameOpt,
-    seed: Optional[int] = SeedOpt,
-    draws: Optional[int] = DrawsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    chains: Optional[int] = ChainsOpt,
-    target_accept: Optional[float] = TargetAcceptOpt,
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Choose the lowest dose that keeps the target share of new patients in the therapeutic window."""
     payload = {
         "task": "pk",
-        "name": name,
         "data": _given(sample=sample, path=str(data) if data is not None else None, patient=patient, time=time, conc=conc, dose=dose),
         "per_draw": per_draw,
         "decision": _given(low=low, high=high, doses=doses, target=target, regimen=regimen, interval=interval, start=start, end=end),
     }
-    _run(payload, as_json, quiet, db, no_record, seed=seed, draws=draws, warmup=warmup, chains=chains, target_accept=target_accept)
+    return payload
