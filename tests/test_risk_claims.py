@@ -187,3 +187,15 @@ def test_bad_next_period_exposure_and_level_raise_spec_errors():
     with pytest.raises(SpecError) as error:
         aggregate_plug_in(point, data, rng, level=99.5)
     assert error.value.field == "level"
+
+
+def test_a_claims_spec_takes_smaller_nuts_steps_unless_it_sets_its_own():
+    from wager.risk.spec import CLAIMS_TARGET_ACCEPT
+    from wager.workflow.specs import parse_spec
+
+    base = {"domain": "risk", "task": "claims", "data": {"frequency": "f.csv", "claims": "c.csv"}}
+    assert CLAIMS_TARGET_ACCEPT == 0.95
+    assert parse_spec(base).inference.target_accept == 0.95
+    assert parse_spec({**base, "inference": {"seed": 3}}).inference.target_accept == 0.95
+    assert parse_spec({**base, "inference": {"target_accept": 0.85}}).inference.target_accept == 0.85
+    assert parse_spec({**base, "task": "reserve", "data": {"sample": "raa"}}).inference.target_accept == 0.8  # other tasks keep the default
