@@ -132,7 +132,8 @@ def main() -> None:
 
     body = "\n".join([
         f"Measured {now()} on {machine()}; {', '.join(versions(['wager', 'jax', 'filterpy', 'numpy']))}. "
-        f"Load average {load:.2f} at the start (the machine is shared: other work competed for its cores, so times are upper bounds).",
+        f"Load average {load:.2f} at the start"
+        + (" (other work competed for the cores, so times are upper bounds)." if load > 1.0 else " (a quiet machine)."),
         "",
         f"Constant-velocity tracking (dt = 0.1, position measured with sd 2, one step in ten without a measurement), {args.steps:,} steps, float64.",
         "",
