@@ -37,6 +37,18 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def write_section(doc: Path, name: str, heading: str, body: str) -> None:
+    """``rewrite_section``, first adding the section (``heading`` and its markers) before
+    "## Reading these numbers" (or at the end) when the document does not have it yet."""
+    text = doc.read_text()
+    if f"<!-- BEGIN {name} -->" not in text:
+        block = f"{heading}\n\n<!-- BEGIN {name} -->\n<!-- END {name} -->\n\n"
+        anchor = "## Reading these numbers"
+        text = text.replace(anchor, block + anchor, 1) if anchor in text else text.rstrip("\n") + "\n\n" + block
+        doc.write_text(text)
+    rewrite_section(doc, name, body)
+
+
 def rewrite_section(doc: Path, name: str, body: str) -> None:
     """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"

@@ -67,7 +67,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from scipy.special import ndtr
 
-from common import machine, now, rewrite_section, versions
+from common import machine, now, versions, write_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tourism.csv"
 KEYS = ["State", "Region", "Purpose"]
@@ -518,18 +518,6 @@ def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins
     return "\n".join(lines)
 
 
-def write_section(doc: Path, body: str, section: str = SECTION, heading: str = HEADING) -> None:
-    """Rewrite the forecast section; add it (heading and markers) before "Reading these numbers" the first time."""
-    SECTION, HEADING = section, heading  # noqa: N806
-    text = doc.read_text()
-    if f"<!-- BEGIN {SECTION} -->" not in text:
-        section = f"{HEADING}\n\n<!-- BEGIN {SECTION} -->\n<!-- END {SECTION} -->\n\n"
-        anchor = "## Reading these numbers"
-        text = text.replace(anchor, section + anchor, 1) if anchor in text else text.rstrip("\n") + "\n\n" + section
-        doc.write_text(text)
-    rewrite_section(doc, SECTION, body)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the tourism CSV (Quarter, Region, State, Purpose, Trips)")
@@ -567,7 +555,7 @@ def main() -> None:
         meta = {"measured": now(), "machine": machine(), "seed": args.seed, "workers": args.workers, "origins": list(origins), "horizon": HORIZON}
         args.json.write_text(json.dumps({**meta, "methods": results}, indent=1))
     if args.doc:
-        write_section(args.doc, body, args.section, args.heading)
+        write_section(args.doc, args.section, args.heading, body)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, now, rewrite_section, versions
+from common import machine, now, versions, write_section
 
 SECTION = "fusion"
 
@@ -153,14 +153,7 @@ def main() -> None:
     ])
     print(body)
     if args.doc:
-        text = args.doc.read_text()
-        if f"<!-- BEGIN {SECTION} -->" not in text:
-            heading = "## Results: Kalman filter and particle filter against filterpy"
-            anchor = "## Reading these numbers"
-            block = f"{heading}\n\n<!-- BEGIN {SECTION} -->\n<!-- END {SECTION} -->\n\n"
-            text = text.replace(anchor, block + anchor, 1) if anchor in text else text.rstrip("\n") + "\n\n" + block
-            args.doc.write_text(text)
-        rewrite_section(args.doc, SECTION, body)
+        write_section(args.doc, SECTION, "## Results: Kalman filter and particle filter against filterpy", body)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from wager.errors import SpecError
 
@@ -15,6 +17,19 @@ def resolve(path: str | Path, base_dir: Path | None) -> Path:
     """``path`` relative to the spec's folder (as given when absolute or there is none)."""
     p = Path(path)
     return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
+def finite_numbers(values: Any, field: str) -> np.ndarray:
+    """``values`` as a flat float array, or ``SpecError(field, ...)`` unless every one is a finite number."""
+    try:
+        x = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise SpecError(field, f"must be numbers: {exc}") from None
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise SpecError(field, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first at row {first} ({x[first]})")
+    return x
 
 
 def read_table(path: str | Path, field: str = "data.path") -> "pd.DataFrame":

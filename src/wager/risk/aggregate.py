@@ -32,7 +32,8 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.posterior import Posterior
 from wager.risk.claims import PARAMETERS
-from wager.risk.portfolio import Portfolio, finite_numbers
+from wager.risk.portfolio import Portfolio
+from wager.tables import finite_numbers
 from wager.risk.tail import TailSummary, chain_tail_summary, check_level, tail_summary
 
 MAX_CLAIMS = 2_000_000

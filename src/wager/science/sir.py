@@ -39,6 +39,7 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.priors import Prior
+from wager.tables import finite_numbers
 
 SOURCE = (
     "Grinsztajn, Semenova, Margossian & Riou (2021), Bayesian workflow for disease transmission modeling in Stan, "
@@ -78,10 +79,10 @@ def check_outbreak(days: Any, counts: Any, population: float, initial_infected: 
     (whole numbers >= 0, finite, no more than the population), ``days`` (finite,
     > 0, strictly increasing, one per count), ``population`` (a finite number > 0),
     ``initial_infected`` (> 0 and below the population)."""
-    n = _numbers(counts, "counts")
+    n = finite_numbers(counts, "counts")
     if n.size == 0:
         raise SpecError("counts", "needs at least one daily count")
-    t = _numbers(days, "days")
+    t = finite_numbers(days, "days")
     if t.size != n.size:
         raise SpecError("days", f"needs one day per count ({n.size} counts), got {t.size}")
     if np.any((n < 0) | (n != np.round(n))):
@@ -115,17 +116,6 @@ def boarding_school() -> Outbreak:
     with resources.files("wager.science").joinpath("data").joinpath(BOARDING_SCHOOL_FILE).open("r") as handle:
         table = pd.read_csv(handle)
     return check_outbreak(table["day"], table["in_bed"], BOARDING_SCHOOL_POPULATION, 1.0, label="boarding school influenza, 1978")
-
-
-def _numbers(values: Any, field: str) -> np.ndarray:
-    try:
-        x = np.asarray(values, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
-        raise SpecError(field, f"must be numbers: {exc}") from None
-    if not np.isfinite(x).all():
-        bad = int(np.argmax(~np.isfinite(x)))
-        raise SpecError(field, f"must be finite (no NaN or inf): row {bad} has {x[bad]}")
-    return x
 
 
 # --- the ODE -------------------------------------------------------------------------------
