@@ -20,7 +20,7 @@ import numpy as np
 from wager.forecast.data import Panel, choose_transform, transform
 from wager.forecast.decide import capacity, newsvendor
 from wager.forecast.model import LIKELIHOODS, Layout, default_priors, forecast_model
-from wager.kernel.diagnostics import quantile_se
+from wager.kernel.diagnostics import chain_quantile_se, quantile_se
 from wager.kernel.digits import fmt
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
@@ -43,6 +43,15 @@ bucket reuse one compiled fit and forecast, at the cost of at most 15 idle steps
 of the filter."""
 SERIES_PARAMETERS = ("alpha", "beta", "gamma", "phi", "sigma")
 FORWARD_SITES = ("paths", *SERIES_PARAMETERS)
+
+
+def thinned(chains: int, per_chain: int, most: int) -> np.ndarray:
+    """Indices into ``chains x per_chain`` draws (chain after chain) keeping at most
+    ``most``: the same evenly spaced positions in every chain, so what is kept is still
+    ``chains`` chains of equal length."""
+    keep = max(1, min(per_chain, most // chains))
+    within = np.linspace(0, per_chain - 1, keep).round().astype(int)
+    return (np.arange(chains)[:, None] * per_chain + within[None, :]).ravel()
 
 
 _FORWARD: OrderedDict[tuple, Any] = OrderedDict()
@@ -215,8 +224,7 @@ class ForecastProblem:
         ``sigma`` ``(draws, series)``."""
         import jax
 
-        total = posterior.chains * posterior.draws_per_chain
-        pick = np.unique(np.linspace(0, total - 1, min(total, max_draws)).round().astype(int))
+        pick = thinned(posterior.chains, posterior.draws_per_chain, max_draws)
         flat = {k: posterior.flat(k)[pick] for k in posterior.draws}
         arrays, run = self._forward
         key = jax.random.PRNGKey(self.seed if seed is None else seed)
@@ -247,14 +255,21 @@ class ForecastProblem:
 
     def decide(self, posterior: Posterior) -> Outcome:
         paths = self.paths(posterior)
-        return self.outcome(paths)
+        return self.outcome(paths, chains=None if posterior.independent else posterior.chains)
 
-    def outcome(self, paths: np.ndarray) -> Outcome:
+    def outcome(self, paths: np.ndarray, chains: int | None = None) -> Outcome:
+        """The forecast summary and decisions from ``paths``; ``chains``: the paths come
+        from that many Markov chains, chain after chain (``thinned``), and Monte Carlo
+        errors go through their effective sample size (``None``: independent draws)."""
         panel = self.panel
+
+        def se(x: np.ndarray, p: float) -> np.ndarray:
+            return quantile_se(x, p) if chains is None else chain_quantile_se(x, p, chains)
+
         labels = panel.labels()
         horizon = [f"{t:%Y-%m-%d}" for t in panel.future]
         q = np.quantile(paths, QUANTILES, axis=0)  # (quantiles, series, horizon)
-        se_median = quantile_se(paths, 0.5)
+        se_median = se(paths, 0.5)
         history = panel.observed.sum(axis=1)
         recent = panel.values[:, -3 * panel.period :]  # the last three seasons, for fan charts
         series = []
@@ -290,7 +305,7 @@ class ForecastProblem:
             f"{paths.shape[0]} sample paths each; {self.transform_reason}.",
         ]
         first = aggregates["total"][1][:, 0, 0]  # the total in the first forecast period, per draw
-        (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(quantile_se(first, p))) for p in (0.1, 0.5, 0.9))
+        (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(se(first, p))) for p in (0.1, 0.5, 0.9))
         lines.append(
             f"Total {panel.value} in the first period: {fmt(med, med_se)} "
             f"(80% interval {fmt(lo, lo_se)} to {fmt(hi, hi_se)})."

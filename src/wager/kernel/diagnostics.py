@@ -146,6 +146,33 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
 
 
+def chain_quantile_se(draws: np.ndarray, p: float, chains: int) -> np.ndarray:
+    """``quantile_se`` of draws from ``chains`` Markov chains stacked chain after chain on
+    the first axis (``chains * m``, ...), per trailing index: the empirical CDF's error at
+    the quantile is the MCSE of the indicator ``draw <= quantile`` through the chains'
+    effective sample size (ArviZ), the independent-draws error where that is undefined
+    (an indicator constant within the chains)."""
+    x = np.asarray(draws, dtype=float)
+    if x.shape[0] % chains:
+        raise ValueError(f"{x.shape[0]} draws do not split into {chains} chains")
+    below = (x <= np.quantile(x, p, axis=0)).astype(float).reshape(chains, -1, *x.shape[1:])
+    cdf_se = np.asarray(_arviz().mcse(_arviz().convert_to_dataset(below), method="mean")["x"], dtype=float)
+    d = np.where(np.isfinite(cdf_se) & (cdf_se > 0), cdf_se, np.sqrt(p * (1 - p) / x.shape[0]))
+    ordered = np.sort(x, axis=0)
+    return (_quantile_at(ordered, np.minimum(p + d, 1.0)) - _quantile_at(ordered, np.maximum(p - d, 0.0))) / 2
+
+
+def _quantile_at(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The ``q``-quantile per trailing index of sorted draws (``q`` shaped like one
+    draw), interpolated linearly as ``np.quantile``'s default."""
+    position = q * (ordered.shape[0] - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, ordered.shape[0] - 1)
+    a = np.take_along_axis(ordered, low[None], axis=0)[0]
+    b = np.take_along_axis(ordered, high[None], axis=0)[0]
+    return a + (position - low) * (b - a)
+
+
 def quantile_se(draws: np.ndarray, p: float, cdf_se: float | None = None) -> np.ndarray:
     """Monte Carlo standard error of the ``p``-quantile of ``draws`` (first axis),
     per trailing index: half the distance between the quantiles ``d`` either side

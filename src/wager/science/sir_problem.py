@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from wager.errors import SpecError
-from wager.kernel.diagnostics import mcse_mean, quantile_se
+from wager.kernel.diagnostics import chain_quantile_se, mcse_mean, quantile_se
 from wager.kernel.digits import fmt, fmt_percent
 from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
@@ -70,7 +70,8 @@ class SirProblem:
         risk_se = mcse_mean(over, independent=posterior.independent)
         flat = peak.reshape(-1)
         beds = float(np.quantile(flat, 1 - self.max_risk))
-        beds_se = float(quantile_se(flat[:, None], 1 - self.max_risk)[0])
+        q = 1 - self.max_risk
+        beds_se = float(quantile_se(flat, q) if posterior.independent else chain_quantile_se(flat, q, posterior.chains))
         act = risk > self.max_risk
         action = "open extra beds" if act else "hold"
         infected = np.asarray(posterior["infected"], dtype=float).reshape(-1, self.horizon)
