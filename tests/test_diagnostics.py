@@ -35,3 +35,16 @@ def test_chain_quantile_error_grows_by_the_indicators_integrated_autocorrelation
     assert abs(ratio.mean() - expected) < 0.15 * expected, (ratio.mean(), expected)
     # and the errors are right: the spread of the 30 columns' medians (each 8,000 draws)
     assert abs(np.median(flat, axis=0).std(ddof=1) / chain_quantile_se(flat, 0.5, chains=4).mean() - 1) < 0.35
+
+
+def test_newsvendor_cost_error_counts_the_chains_autocorrelation():
+    """The same demand draws read as four AR(1) chains (rho 0.8) or as independent: the
+    expected cost is the same number, its Monte Carlo error larger for chains, by about
+    the cost's integrated autocorrelation (between 1.5x and the mean's 3x)."""
+    from wager.forecast.decide import newsvendor
+
+    demand = 100 + 10 * ar1_chains(np.random.default_rng(2), 0.8, chains=4, draws=1000, trailing=(3,)).reshape(-1, 3)
+    independent, chained = newsvendor(demand, 3.0, 1.0), newsvendor(demand, 3.0, 1.0, chains=4)
+    np.testing.assert_array_equal(independent.expected_cost, chained.expected_cost)
+    ratio = chained.cost_se / independent.cost_se
+    assert np.all((ratio > 1.5) & (ratio < 3.3)), ratio

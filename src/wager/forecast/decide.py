@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wager.errors import SpecError
+from wager.kernel.diagnostics import chain_mean_se
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,19 @@ def newsvendor_cost(q: np.ndarray, demand: np.ndarray, under: float, over: float
     return under * np.maximum(demand - q, 0.0) + over * np.maximum(q - demand, 0.0)
 
 
-def newsvendor(paths: np.ndarray, under: float, over: float) -> Orders:
-    """The order minimising expected cost for each trailing index of ``paths``."""
+def newsvendor(paths: np.ndarray, under: float, over: float, chains: int | None = None) -> Orders:
+    """The order minimising expected cost for each trailing index of ``paths``
+    (``chains``: the paths come from that many Markov chains, chain after chain)."""
     fractile = critical_fractile(under, over)
     demand = _draws(paths)
     quantity = np.quantile(demand, fractile, axis=0, method="inverted_cdf")
     cost = newsvendor_cost(quantity[None], demand, under, over)
-    return Orders(quantity=quantity, expected_cost=cost.mean(axis=0), cost_se=_se(cost), fractile=fractile)
+    return Orders(quantity=quantity, expected_cost=cost.mean(axis=0), cost_se=_se(cost, chains), fractile=fractile)
 
 
-def capacity(paths: np.ndarray, level: float, unit_cost: float = 0.0, shortage_cost: float = 0.0) -> Capacity:
-    """Capacity at the ``level`` quantile of demand, with its expected cost."""
+def capacity(paths: np.ndarray, level: float, unit_cost: float = 0.0, shortage_cost: float = 0.0, chains: int | None = None) -> Capacity:
+    """Capacity at the ``level`` quantile of demand, with its expected cost (``chains``
+    as in ``newsvendor``)."""
     if not (0.5 <= level < 1):
         raise SpecError("decision.level", f"capacity is set at a tail quantile in [0.5, 1); got {level!r}")
     for name, cost in (("unit_cost", unit_cost), ("shortage_cost", shortage_cost)):
@@ -87,7 +90,7 @@ def capacity(paths: np.ndarray, level: float, unit_cost: float = 0.0, shortage_c
         level=level,
         capacity=c,
         expected_cost=cost.mean(axis=0),
-        cost_se=_se(cost),
+        cost_se=_se(cost, chains),
         expected_shortfall=short.mean(axis=0),
         exceed_probability=(demand > c[None]).mean(axis=0),
     )
@@ -102,5 +105,11 @@ def _draws(paths: np.ndarray) -> np.ndarray:
     return demand
 
 
-def _se(cost: np.ndarray) -> np.ndarray:
-    return cost.std(axis=0, ddof=1) / np.sqrt(cost.shape[0])
+def _se(cost: np.ndarray, chains: int | None) -> np.ndarray:
+    """The Monte Carlo error of the mean cost: independent draws, or ``chains`` Markov
+    chains through their effective sample size (0 where the cost is constant)."""
+    independent = cost.std(axis=0, ddof=1) / np.sqrt(cost.shape[0])
+    if chains is None:
+        return independent
+    se = chain_mean_se(cost, chains)
+    return np.where(np.isfinite(se), se, independent)

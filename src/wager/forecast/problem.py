@@ -315,7 +315,7 @@ class ForecastProblem:
             lines.append(f"{len(cold)} series without history get the forecast their place in the hierarchy implies: {', '.join(labels[i] for i in cold[:5])}.")
         action = "forecast"
         if self.newsvendor is not None:
-            orders = newsvendor(paths, self.newsvendor.under, self.newsvendor.over)
+            orders = newsvendor(paths, self.newsvendor.under, self.newsvendor.over, chains)
             summary["newsvendor"] = {
                 "under": self.newsvendor.under,
                 "over": self.newsvendor.over,
@@ -333,7 +333,7 @@ class ForecastProblem:
             )
             action = "order"
         if self.capacity is not None:
-            cap = capacity(paths, self.capacity.level, self.capacity.unit_cost, self.capacity.shortage_cost)
+            cap = capacity(paths, self.capacity.level, self.capacity.unit_cost, self.capacity.shortage_cost, chains)
             summary["capacity"] = {
                 "level": cap.level,
                 "unit_cost": self.capacity.unit_cost,

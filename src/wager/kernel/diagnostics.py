@@ -146,6 +146,18 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
 
 
+def chain_mean_se(draws: np.ndarray, chains: int) -> np.ndarray:
+    """Monte Carlo standard error of the mean of draws from ``chains`` Markov chains
+    stacked chain after chain on the first axis (``chains * m``, ...), per trailing
+    index: ArviZ's ESS-based MCSE (NaN where the draws are constant within chains)."""
+    x = np.asarray(draws, dtype=float)
+    if x.shape[0] % chains:
+        raise ValueError(f"{x.shape[0]} draws do not split into {chains} chains")
+    by_chain = x.reshape(chains, -1, *x.shape[1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(_arviz().mcse(_arviz().convert_to_dataset(by_chain), method="mean")["x"], dtype=float)
+
+
 def chain_quantile_se(draws: np.ndarray, p: float, chains: int) -> np.ndarray:
     """``quantile_se`` of draws from ``chains`` Markov chains stacked chain after chain on
     the first axis (``chains * m``, ...), per trailing index: the empirical CDF's error at
@@ -153,10 +165,7 @@ def chain_quantile_se(draws: np.ndarray, p: float, chains: int) -> np.ndarray:
     effective sample size (ArviZ), the independent-draws error where that is undefined
     (an indicator constant within the chains)."""
     x = np.asarray(draws, dtype=float)
-    if x.shape[0] % chains:
-        raise ValueError(f"{x.shape[0]} draws do not split into {chains} chains")
-    below = (x <= np.quantile(x, p, axis=0)).astype(float).reshape(chains, -1, *x.shape[1:])
-    cdf_se = np.asarray(_arviz().mcse(_arviz().convert_to_dataset(below), method="mean")["x"], dtype=float)
+    cdf_se = chain_mean_se((x <= np.quantile(x, p, axis=0)).astype(float), chains)
     d = np.where(np.isfinite(cdf_se) & (cdf_se > 0), cdf_se, np.sqrt(p * (1 - p) / x.shape[0]))
     ordered = np.sort(x, axis=0)
     return (_quantile_at(ordered, np.minimum(p + d, 1.0)) - _quantile_at(ordered, np.maximum(p - d, 0.0))) / 2
