@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 import typer
 
-from wager.cli import DbOpt, JsonOpt, NoRecordOpt, QuietOpt, Recording, _execute, app
+from wager.cli import app
+from wager.cli_domain import domain_command
 
 fusion_app = typer.Typer(
     no_args_is_help=True,
@@ -38,7 +39,7 @@ def _dropouts(values: list[str]) -> list[list[float]]:
     return out
 
 
-@fusion_app.command("track")
+@domain_command(fusion_app, "fusion", "track")
 def track_command(
     tolerance: float = typer.Option(..., "--tolerance", help="Act only if the position is within this many metres ..."),
     threshold: float = typer.Option(..., "--threshold", help="... with a posterior probability above this."),
@@ -53,36 +54,16 @@ def track_command(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="GPS fixes may be missing (NaN): skip them rather than refuse the data."),
     bias_walk: Optional[float] = typer.Option(None, "--bias-walk", help="The accelerometer bias's random walk, m/s^2 per sqrt(s) (default 0.001)."),
     level: Optional[float] = typer.Option(None, "--level", help="Level of the credible intervals reported (default 0.95)."),
-    name: Optional[str] = typer.Option(None, "--name", help="A name for the run."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Integer seed."),
-    draws: Optional[int] = typer.Option(None, "--draws", help="Posterior draws per chain."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="NUTS warmup iterations per chain."),
-    chains: Optional[int] = typer.Option(None, "--chains", help="NUTS chains."),
-    as_json: bool = JsonOpt,
-    quiet: bool = QuietOpt,
-    db: Optional[str] = DbOpt,
-    no_record: bool = NoRecordOpt,
-) -> None:
+) -> dict[str, Any]:
     """Fuse GPS and accelerometer: where am I, plus or minus how much; act if within tolerance."""
-
-    def build() -> Any:
-        from wager.workflow.specs import parse_spec
-
-        source: dict[str, Any] = {"accel": accel, "gps": gps, "rate": rate, "gps_every": gps_every, "allow_missing": allow_missing}
-        if simulate is not None:
-            source["simulate"] = {"seconds": simulate, "seed": sim_seed, "dropouts": _dropouts(dropout)}
-        if data is not None:
-            source["path"] = str(data)
-        decision = {"tolerance": tolerance, "threshold": threshold, "level": level}
-        settings = {k: v for k, v in {"seed": seed, "draws": draws, "warmup": warmup, "chains": chains}.items() if v is not None}
-        payload = {
-            "domain": "fusion",
-            "name": name,
-            "data": {k: v for k, v in source.items() if v is not None},
-            "model": {"bias_walk": bias_walk} if bias_walk is not None else {},
-            "decision": {k: v for k, v in decision.items() if v is not None},
-            "inference": settings,
-        }
-        return parse_spec({k: v for k, v in payload.items() if v is not None})
-
-    _execute(build, None, as_json, quiet, Recording(db, not no_record))
+    source: dict[str, Any] = {"accel": accel, "gps": gps, "rate": rate, "gps_every": gps_every, "allow_missing": allow_missing}
+    if simulate is not None:
+        source["simulate"] = {"seconds": simulate, "seed": sim_seed, "dropouts": _dropouts(dropout)}
+    if data is not None:
+        source["path"] = str(data)
+    decision = {"tolerance": tolerance, "threshold": threshold, "level": level}
+    return {
+        "data": {k: v for k, v in source.items() if v is not None},
+        "model": {"bias_walk": bias_walk} if bias_walk is not None else {},
+        "decision": {k: v for k, v in decision.items() if v is not None},
+    }

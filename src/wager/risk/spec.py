@@ -103,12 +103,9 @@ class RiskSpec(_Strict):
     @classmethod
     def for_payload(cls, payload: Mapping[str, Any]) -> type["RiskSpec"]:
         """The schema of the task ``payload["task"]`` names."""
-        task = payload.get("task")
-        if task is None:
-            raise SpecError("task", f"is required for domain risk: one of {', '.join(TASKS)}")
-        if task not in cls.tasks:
-            raise SpecError("task", f"unknown task {task!r}; one of {', '.join(TASKS)}")
-        return cls.tasks[task]
+        from wager.workflow.specs import task_schema
+
+        return task_schema("risk", cls.tasks, payload)  # type: ignore[return-value]
 
 
 class ReserveSpec(RiskSpec):

@@ -28,6 +28,17 @@ def schemas() -> dict[str, type[BaseModel]]:
     return {"ab": ABSpec, "model": CustomSpec, "forecast": ForecastSpec, "risk": RiskSpec, "fusion": FusionSpec, "science": ScienceSpec}
 
 
+def task_schema(domain: str, tasks: Mapping[str, type[BaseModel]], payload: Mapping[str, Any]) -> type[BaseModel]:
+    """The schema of the task ``payload["task"]`` names, for a domain with several
+    tasks (its schema's ``for_payload``), or ``SpecError`` at ``task``."""
+    task = payload.get("task")
+    if task is None:
+        raise SpecError("task", f"is required for domain {domain}: one of {', '.join(tasks)}")
+    if task not in tasks:
+        raise SpecError("task", f"unknown task {task!r}; one of {', '.join(tasks)}")
+    return tasks[task]
+
+
 def schema_for(payload: Any) -> type[BaseModel]:
     """The schema of a raw spec mapping, picked by its ``domain`` key (default ``ab``)."""
     if not isinstance(payload, Mapping):
