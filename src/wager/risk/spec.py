@@ -42,7 +42,6 @@ from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
 
-TASKS = ("reserve", "var", "threshold", "claims")
 PRICE_SAMPLES = ("sp500",)
 APPLICANT_SAMPLES = ("islr_default",)
 MIN_WINDOW = 100

@@ -36,7 +36,6 @@ from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
 
-TASKS = ("sir", "pk")
 
 
 class _Strict(BaseModel):
