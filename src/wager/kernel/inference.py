@@ -55,6 +55,9 @@ class Model:
     ``exact_overrides`` replace keyword data where the model's exact density is
     needed: a model that mini-batches under SVI (``{"batch": 256}`` in ``data``)
     gives ``{"batch": None}`` here, and the PSIS check evaluates it whole.
+    ``nuts_init="vi"`` warm-starts NUTS from an ADVI fit (each chain at a draw
+    from the guide, the mass matrix at its variances): for models large enough
+    that warmup from a unit mass matrix runs at the tree-depth limit.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Model:
     log_likelihood: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
     vi_reason: str | None = None
     exact_overrides: Mapping[str, Any] = field(default_factory=dict)
+    nuts_init: Literal["uniform", "vi"] = "uniform"
 
 
 class EngineError(RuntimeError):

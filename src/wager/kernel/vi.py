@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -72,25 +73,10 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
 
     import jax
 
-    arrays, constants = split_data(model.data)
-    fit = _compiled_fit(model.numpyro_model, constants, dict(model.exact_overrides), arrays, config)
     fit_seed, draw_seed = chain_seeds(config.seed, 2)
+    fit, state, losses = _optimise(model, config, fit_seed, progress)
+    arrays, _ = split_data(model.data)
     steps = config.vi_steps
-    label = f"SVI ({steps} steps)"
-    chunk = max(1, steps // CHUNKS)
-
-    state = fit.init(jax.random.PRNGKey(fit_seed), arrays)
-    losses, done = [], 0
-    while done < steps:
-        n = min(chunk, steps - done)
-        state, chunk_losses = fit.run(state, arrays, n)
-        losses.append(np.asarray(chunk_losses))
-        done += n
-        if progress:
-            progress(label, done, steps)
-    losses = np.concatenate(losses)
-    if not np.isfinite(losses[-max(1, steps // 10) :]).all():
-        raise FloatingPointError("the ELBO was not finite at the end of the optimisation")
 
     flat, log_w = fit.draw(state, jax.random.PRNGKey(draw_seed), arrays)
     log_w = np.asarray(log_w)
@@ -118,6 +104,59 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
             "pareto_k": k_hat,
             **numerics,
         },
+    )
+
+
+def _optimise(model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None) -> tuple["_Fit", Any, np.ndarray]:
+    """Fit the guide by ``config.vi_steps`` Adam steps from ``seed``: the compiled fit, its final state, the losses."""
+    import jax
+
+    from wager.kernel.nuts import split_data
+
+    arrays, constants = split_data(model.data)
+    fit = _compiled_fit(model.numpyro_model, constants, dict(model.exact_overrides), arrays, config)
+    steps = config.vi_steps
+    label = f"SVI ({steps} steps)"
+    chunk = max(1, steps // CHUNKS)
+    state = fit.init(jax.random.PRNGKey(seed), arrays)
+    losses, done = [], 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        state, chunk_losses = fit.run(state, arrays, n)
+        losses.append(np.asarray(chunk_losses))
+        done += n
+        if progress:
+            progress(label, done, steps)
+    losses = np.concatenate(losses)
+    if not np.isfinite(losses[-max(1, steps // 10) :]).all():
+        raise FloatingPointError("the ELBO was not finite at the end of the optimisation")
+    return fit, state, losses
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A fitted mean-field guide in unconstrained space: each latent site's ``loc`` and ``scale``."""
+
+    loc: dict[str, np.ndarray]
+    scale: dict[str, np.ndarray]
+    steps: int
+    final_elbo_loss: float
+
+
+def fit_guide(model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None = None) -> Guide:
+    """ADVI's guide for ``model`` (``config.vi_steps`` steps from ``seed``), without draws or PSIS:
+    what a NUTS warm start needs (``wager.kernel.nuts``)."""
+    from wager.kernel.nuts import configure_jax
+
+    configure_jax()
+    fit, state, losses = _optimise(model, config, seed, progress)
+    loc, scale = fit.moments(state)
+    steps = config.vi_steps
+    return Guide(
+        loc={k: np.asarray(v, dtype=float) for k, v in loc.items()},
+        scale={k: np.asarray(v, dtype=float) for k, v in scale.items()},
+        steps=steps,
+        final_elbo_loss=float(np.mean(losses[-max(1, steps // 20) :])),
     )
 
 
@@ -206,8 +245,13 @@ class _Fit:
             with jax.enable_x64(False):
                 return run_jit(state, arrays, n)
 
+        def moments(state: Any) -> tuple[dict, dict]:
+            loc, rho = opt_params(state[0])
+            return unravel(loc), unravel(jax.nn.softplus(rho))
+
         self.init, self.run = init32, run32
         self.draw = jax.jit(draw)
+        self.moments = moments
 
 
 def _strong(tree: Any) -> Any:
