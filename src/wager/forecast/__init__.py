@@ -43,10 +43,13 @@ def forecast_panel(
     seed: int = 0,
     likelihood: str = "normal",
     transform: str = "auto",
+    period: float | None = None,
+    seasonality: Any = "states",
     progress: Any = None,
     **inference: Any,
 ) -> ForecastResult:
-    """Fit the panel model to a long table and draw forecast sample paths."""
+    """Fit the panel model to a long table and draw forecast sample paths.
+    ``seasonality``: ``"states"`` or ``{"fourier": K}`` (see ``wager.forecast.spec``)."""
     from wager.forecast.domain import prepare
     from wager.forecast.spec import ForecastSpec
     from wager.kernel.gates import check
@@ -55,6 +58,8 @@ def forecast_panel(
     spec = ForecastSpec(
         data={"time": time, "group": list(groups), "value": value},
         horizon=horizon,
+        period=period,
+        seasonality=seasonality,
         likelihood=likelihood,
         transform=transform,
         inference={"engine": engine, "seed": seed, **inference},

@@ -40,7 +40,7 @@ class Panel:
     times: pd.DatetimeIndex
     future: pd.DatetimeIndex
     freq: str
-    period: int
+    period: float  # an int unless fractional (Fourier seasonality only)
     groups: tuple[str, ...]
     value: str
     x: np.ndarray
@@ -81,7 +81,7 @@ class Panel:
         value: str,
         horizon: int,
         regressors: Sequence[str] = (),
-        period: int | None = None,
+        period: float | None = None,
         counts: bool = False,
         field: str = "data",
     ) -> "Panel":
@@ -176,7 +176,7 @@ class Panel:
             times=history,
             future=future,
             freq=freq,
-            period=int(period),
+            period=int(period) if float(period).is_integer() else float(period),
             groups=groups,
             value=value,
             x=x,

@@ -43,5 +43,6 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         capacity=CapacityPolicy(decision.capacity.level, decision.capacity.unit_cost, decision.capacity.shortage_cost) if decision.capacity else None,
         seed=spec.inference.seed,
         batch=spec.batch,
+        harmonics=spec.harmonics,
     )
 

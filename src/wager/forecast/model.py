@@ -14,6 +14,22 @@ Smoothing*, ch. 2-3), on a transformed and standardised scale ``z``::
 With ``alpha in (0, 1)``, ``beta = alpha * sigmoid(.)``, ``gamma = (1 - alpha) *
 sigmoid(.)`` and ``phi in (0.8, 0.98)`` (the usual admissible region).
 
+Fourier seasonality (``Layout.harmonics = K > 0``). Seasonal states cost a
+state of size ``2 + m``: fine for quarters and months, heavy for weeks
+(``m = 52``), impossible for days in a year (``m = 365.25``, not even a whole
+number). With Fourier terms the filter keeps level and trend only,
+ETS(A,Ad,N), and the season is a fixed cycle of ``K`` harmonics of a period
+``m`` that may be fractional (Hyndman & Athanasopoulos, FPP3 ch. 10.5 and 12.1)::
+
+    prediction   mu_t = l[t-1] + phi b[t-1] + F_t' c + x_t' coef
+    F_t          = (cos(2 pi k t / m), sin(2 pi k t / m))  for k = 1..K
+
+with ``t`` the column of the panel's time axis (0 its first period, so the
+forecast continues the cycle at ``end``, ``end + 1``, ...). The ``2K``
+coefficients ``c`` of a series are its group mean, pooled like everything else
+(``fourier_mean`` plus group effects), plus a series deviation of sd
+``fourier_sd``.
+
 Pooling. Every per-series quantity (the four smoothing parameters on the logit
 scale, the log noise scale, the mean of the initial level and of the initial
 seasonal pattern) is a global mean plus one effect per level of each grouping
@@ -27,8 +43,11 @@ the filter carries ``x_t = a_t + A_t u``. With the Normal likelihood and a
 Normal prior ``u ~ N(group mean, diag(sd^2))``, ``u`` is integrated out in
 closed form from three sufficient statistics per series; NUTS never sees the
 ``(m + 1) x series`` initial states, and a series with no data is left with its
-prior: the hierarchy's forecast with wider bands. Student-t and count
-likelihoods sample ``u`` (non-centred) instead.
+prior: the hierarchy's forecast with wider bands. With Fourier seasonality
+``u = (level, trend, c)``: the coefficients enter each prediction through the
+known ``F_t' c``, so the innovations stay affine in ``u`` and the same closed
+form integrates the series' cycle out with its initial states. Student-t and
+count likelihoods sample ``u`` (non-centred) instead.
 
 Counts. For the negative-binomial likelihood (optionally zero-inflated) the
 states live on the log-mean scale and the innovation is ``log1p(y) -
@@ -67,23 +86,74 @@ UNROLL = 1
 
 @dataclass(frozen=True)
 class Layout:
-    """What the model needs to know that is not an array: static, hashable."""
+    """What the model needs to know that is not an array: static, hashable.
+    ``period``: the seasonal period, a whole number with seasonal states, any
+    number > 2 with ``harmonics`` (Fourier terms; 0: seasonal states)."""
 
-    period: int
+    period: float
     groups: tuple[str, ...]
     levels: tuple[int, ...]
     likelihood: str = "normal"
     transform: str = "log1p"  # log | log1p | identity (counts: identity)
     regressors: tuple[str, ...] = ()
+    harmonics: int = 0
+
+    @property
+    def fourier(self) -> bool:
+        return self.harmonics > 0
+
+    @property
+    def seasonal_states(self) -> int:
+        """Seasonal states the filter carries: ``m``, or none with Fourier terms."""
+        return 0 if self.fourier else int(self.period)
 
     @property
     def n_initial(self) -> int:
-        """Free initial states: level, trend and m - 1 seasonal."""
+        """Free initial values: level, trend and m - 1 seasonal states, or with
+        Fourier terms level, trend and the ``2K`` coefficients."""
+        if self.fourier:
+            return 2 + 2 * self.harmonics
         return 1 + 1 + (self.period - 1)
+
+    def seasonality(self) -> str:
+        """The seasonal model in words, for the record."""
+        if self.fourier:
+            return f"{self.harmonics} Fourier harmonic{'s' if self.harmonics > 1 else ''} of period {self.period:g}"
+        return f"{self.period:g} seasonal states"
 
     @property
     def counts(self) -> bool:
         return self.likelihood in ("negbin", "zinb")
+
+
+STATES_MAX_PERIOD = 366
+"""The longest period seasonal states carry (a state of size 2 + m per series)."""
+
+
+def check_seasonality(harmonics: int, period: float) -> None:
+    """``SpecError`` naming the field unless the seasonal model fits the period:
+    seasonal states need a whole period of at most ``STATES_MAX_PERIOD``; Fourier
+    terms need ``1 <= K <= period / 2`` (a harmonic above ``m / 2`` repeats a lower
+    one at the sampled times, Nyquist)."""
+    from wager.errors import SpecError
+
+    if harmonics < 0:
+        raise SpecError("seasonality.fourier", f"must be at least 1 harmonic; got {harmonics}")
+    if harmonics == 0:
+        if float(period) != int(period):
+            raise SpecError("period", f"seasonal states need a whole number of periods; got {period:g} (a fractional period needs seasonality: {{fourier: K}})")
+        if period > STATES_MAX_PERIOD:
+            raise SpecError("period", f"seasonal states carry at most {STATES_MAX_PERIOD} periods; got {period:g} (use seasonality: {{fourier: K}})")
+        return
+    if harmonics > period / 2:
+        raise SpecError("seasonality.fourier", f"at most period / 2 = {period / 2:g} harmonics for period {period:g}; got {harmonics}")
+
+
+def fourier_terms(period: float, harmonics: int, n_time: int) -> np.ndarray:
+    """``F`` ``(n_time, 2K)``: row ``t`` is ``(cos(2 pi k t / m), sin(2 pi k t / m))``
+    for ``k = 1..K``, pairs side by side."""
+    angle = 2 * np.pi * np.arange(n_time)[:, None] * np.arange(1, harmonics + 1)[None, :] / period
+    return np.stack([np.cos(angle), np.sin(angle)], axis=2).reshape(n_time, 2 * harmonics)
 
 
 def default_priors(layout: Layout) -> dict[str, Prior]:
@@ -111,6 +181,16 @@ def default_priors(layout: Layout) -> dict[str, Prior]:
         "sigma_group_sd": p("half_normal", "Groups' noise levels differ by up to a factor of about e.", scale=0.5),
         "sigma_series_sd": p("half_normal", "Series' noise levels differ from their groups' by up to a factor of about e.", scale=0.5),
     }
+    if layout.fourier:
+        # a cycle of K harmonics with coefficients of sd tau swings with sd sqrt(K) tau
+        # over a period (each harmonic's variance is (a^2 + b^2) / 2): tau = 1/sqrt(K)
+        # keeps the whole cycle's swing near one panel sd, whatever K
+        tau = 1.0 / float(np.sqrt(layout.harmonics))
+        for name in ("season_mean", "season_group_sd", "season_sd", "gamma_logit"):
+            del priors[name]
+        priors["fourier_mean"] = p("normal", "Fourier coefficients of the panel's cycle with sd 1/sqrt(K): the cycle swings by about one panel standard deviation, whatever K.", loc=0.0, scale=tau)
+        priors["fourier_group_sd"] = p("half_normal", "Groups' cycles differ by about half a panel standard deviation (coefficient sd 0.5/sqrt(K)).", scale=0.5 * tau)
+        priors["fourier_sd"] = p("half_normal", "Series' cycles differ from their groups' by about half a panel standard deviation (coefficient sd 0.5/sqrt(K)).", scale=0.5 * tau)
     if layout.regressors:
         priors["coef"] = p("normal", "A regressor moves the standardised series by at most about one unit per unit.", loc=0.0, scale=1.0)
     if layout.likelihood == "student_t":
@@ -176,11 +256,11 @@ def forecast_model(
 
     logit = {
         name: pooled(name, prior(f"{name}_logit"), "smoothing_group_sd")
-        for name in ("alpha", "beta", "gamma", "phi")
+        for name in ("alpha", "beta", "phi") + (() if layout.fourier else ("gamma",))
     }
     alpha = _sigmoid(logit["alpha"])
     beta = alpha * _sigmoid(logit["beta"])
-    gamma = (1.0 - alpha) * _sigmoid(logit["gamma"])
+    gamma = jnp.zeros(n_series) if layout.fourier else (1.0 - alpha) * _sigmoid(logit["gamma"])  # no seasonal state to smooth
     phi = PHI_LOW + (PHI_HIGH - PHI_LOW) * _sigmoid(logit["phi"])
     log_sigma = pooled("sigma", prior("sigma_log_mean"), "sigma_group_sd")
     sigma_series_sd = prior("sigma_series_sd")
@@ -188,10 +268,14 @@ def forecast_model(
     # the initial state's prior: mean from the hierarchy, series deviation sd
     level0 = pooled("level", prior("level_mean"), "level_group_sd")
     trend0 = jnp.broadcast_to(prior("trend_mean"), (n_series,))
-    season0 = pooled("season", prior("season_mean", (layout.period - 1,)), "season_group_sd", (layout.period - 1,))
+    if layout.fourier:  # u = (level, trend, c): the cycle's coefficients join the initial states
+        n_season, season = 2 * layout.harmonics, "fourier"
+    else:
+        n_season, season = layout.period - 1, "season"
+    season0 = pooled(season, prior(f"{season}_mean", (n_season,)), f"{season}_group_sd", (n_season,))
     init_mean = jnp.concatenate([level0[:, None], trend0[:, None], season0], axis=1)
     init_sd = jnp.concatenate(
-        [prior("level_sd")[None], prior("trend_sd")[None], jnp.broadcast_to(prior("season_sd"), (layout.period - 1,))]
+        [prior("level_sd")[None], prior("trend_sd")[None], jnp.broadcast_to(prior(f"{season}_sd"), (n_season,))]
     )
 
     shift = jnp.zeros((n_series, n_time + horizon))
@@ -214,7 +298,7 @@ def forecast_model(
     # plate, so the variational guide is the same whole or mini-batched.
     subsample = batch if horizon == 0 else None
     with numpyro.plate("series_data", n_series, subsample_size=subsample) as idx:
-        params = Smoothing(alpha[idx], beta[idx], gamma[idx], phi[idx], layout.period)
+        params = Smoothing(alpha[idx], beta[idx], gamma[idx], phi[idx], layout.seasonal_states)
         if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
             for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma[idx])):
                 numpyro.deterministic(name, v)
@@ -226,34 +310,50 @@ def forecast_model(
 def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layout, horizon: int, standard, end) -> None:
     """The likelihood (and, with ``horizon > 0``, the forecast paths) of the series in the plate.
     ``init``: the initial states' prior mean and sd, and their standardised values (``None``
-    where the Normal likelihood integrates them out)."""
+    where the Normal likelihood integrates them out). With Fourier seasonality the last
+    ``2K`` initial values are the cycle's coefficients ``c``: the Normal likelihood
+    integrates them with the states (``F_t`` a known input of the affine filter); the
+    others add ``F_t' c`` to ``shift``. Either way the forecast's ``F_t`` are the columns
+    from ``end`` on, the periods after the data."""
     import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     n_series, n_time = z.shape
-    past = shift[:, :n_time]
-    future = jax.lax.dynamic_slice_in_dim(shift, end, horizon, axis=1) if horizon > 0 else None
     n_init = layout.n_initial
     init_mean, init_sd, init_z = init
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
     unit = dist.Normal(0.0, 1.0)
+    terms = jnp.asarray(fourier_terms(layout.period, layout.harmonics, shift.shape[1])) if layout.fourier else None
+    n_states = n_init - (0 if terms is None else terms.shape[1])  # initial values that are filter states
+
+    def window(v: Any) -> Any:
+        return jax.lax.dynamic_slice_in_dim(v, end, horizon, axis=v.ndim - 1)
 
     if layout.likelihood == "normal":
-        a, A, stats = compiled(affine_filter)(z, mask, past, params, end)
+        past = shift[:, :n_time]
+        a, A, stats = compiled(affine_filter)(z, mask, past, params, end, None if terms is None else terms[:n_time])
         loglik, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
         numpyro.factor("loglik", loglik)
         if horizon > 0:
             eps = numpyro.sample("init_noise", unit.expand((n_init,)).to_event(1))
             u = post_mean + _solve_upper(post_chol, eps)
             state = a + jnp.einsum("nkp,np->nk", A, u)
+            future = window(shift)
+            if terms is not None:
+                future = future + u[:, n_states:] @ window(terms.T)
             noise = numpyro.sample("future_noise", unit.expand((horizon,)).to_event(1))
             paths = compiled(simulate_gaussian)(state, params, future, sigma[:, None] * noise)
             numpyro.deterministic("paths", back_transform(paths, layout, standard))
         return
 
     u = init_mean + jnp.sqrt(init_var) * init_z
+    if terms is not None:  # the sampled cycle is a known shift of each series' predictions
+        shift = shift + u[:, n_states:] @ terms.T
+        u = u[:, :n_states]
+    past = shift[:, :n_time]
+    future = window(shift) if horizon > 0 else None
     if layout.likelihood == "student_t":
         df = extra
         state, loglik = compiled(explicit_filter_t)(z, mask, past, params, u, sigma, df, end)
@@ -282,7 +382,7 @@ class Smoothing:
     beta: Any
     gamma: Any
     phi: Any
-    period: int
+    period: int  # seasonal states the filter carries; 0: none (Fourier seasonality)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -311,7 +411,10 @@ def _sigmoid(v: Any) -> Any:
 
 
 def initial_map(period: int) -> np.ndarray:
-    """``C`` with ``x0 = C u``: state (level, trend, s_1..s_m) from the free initial states."""
+    """``C`` with ``x0 = C u``: state (level, trend, s_1..s_m) from the free initial states
+    (``period`` 0: level and trend only, ``C = I``)."""
+    if period == 0:
+        return np.eye(2)
     k, p = 2 + period, 1 + period
     c = np.zeros((k, p))
     c[0, 0] = c[1, 1] = 1.0
@@ -321,8 +424,10 @@ def initial_map(period: int) -> np.ndarray:
 
 
 def _prediction(state: Any, phi: Any) -> Any:
-    """``l + phi b + s[t-m]`` for a state ``(series, k, ...)``."""
+    """``l + phi b + s[t-m]`` for a state ``(series, k, ...)`` (``k = 2``: no season)."""
     phi = phi.reshape(phi.shape + (1,) * (state.ndim - 2))
+    if state.shape[1] == 2:
+        return state[:, 0] + phi * state[:, 1]
     return state[:, 0] + phi * state[:, 1] + state[:, 2]
 
 
@@ -334,14 +439,21 @@ def _advance(state: Any, e: Any, params: Smoothing) -> Any:
     alpha, beta, gamma, phi = (v.reshape(v.shape + extra) for v in (params.alpha, params.beta, params.gamma, params.phi))
     level = state[:, 0] + phi * state[:, 1] + alpha * e
     trend = phi * state[:, 1] + beta * e
+    if state.shape[1] == 2:
+        return jnp.concatenate([level[:, None], trend[:, None]], axis=1)
     season = state[:, 2] + gamma * e
     return jnp.concatenate([level[:, None], trend[:, None], state[:, 3:], season[:, None]], axis=1)
 
 
-def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing, end: Any = None) -> tuple[Any, Any, tuple[Any, Any, Any, Any]]:
+def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing, end: Any = None, terms: Any = None) -> tuple[Any, Any, tuple[Any, Any, Any, Any]]:
     """Run the filter with the state affine in the initial state, ``x_t = a_t + A_t u``.
 
-    Returns ``a`` ``(series, k)`` and ``A`` ``(series, k, p)`` after ``end`` steps
+    ``terms`` ``(time, q)`` (optional): known inputs whose coefficients ``c`` are
+    unknown, adding ``F_t' c`` to every series' prediction; ``c`` is then the last
+    ``q`` entries of ``u`` (it does not enter the initial state, only the
+    innovations and through them the states).
+
+    Returns ``a`` ``(series, k)`` and ``A`` ``(series, k, p + q)`` after ``end`` steps
     (default: all; later steps are padding), and the
     sufficient statistics of ``e = r - D u`` over observed steps:
     ``(sum r^2, D'r, D'D, count)``. ``a`` and ``A`` travel as one array
@@ -351,21 +463,27 @@ def affine_filter(z: Any, mask: Any, shift: Any, params: Smoothing, end: Any = N
     import jax
     import jax.numpy as jnp
 
-    n, _ = z.shape
+    n, n_time = z.shape
     c = jnp.asarray(initial_map(params.period))
-    k, p = c.shape
+    if terms is None:
+        terms = jnp.zeros((n_time, 0))
+    k, q = c.shape[0], terms.shape[1]
+    c = jnp.concatenate([c, jnp.zeros((k, q))], axis=1)
+    p = c.shape[1]
     start = jnp.broadcast_to(jnp.concatenate([jnp.zeros((k, 1)), c], axis=1), (n, k, 1 + p))
-    pad = jnp.zeros((n, p))
+    pad = jnp.zeros((n, p - q))
 
     def step(carry, inputs):
         aa, kept = carry
-        zt, mt, st, t = inputs
+        zt, mt, st, ft, t = inputs
         # the innovation's coefficients [r | -d], e = r - d u; zero where unobserved
-        rd = (jnp.concatenate([(zt - st)[:, None], pad], axis=1) - _prediction(aa, params.phi)) * mt[:, None]
+        known = jnp.concatenate([(zt - st)[:, None], pad, jnp.broadcast_to(-ft, (n, q))], axis=1)
+        rd = (known - _prediction(aa, params.phi)) * mt[:, None]
         aa = _advance(aa, rd, params)
         return (aa, _kept(t, end, aa, kept)), rd
 
-    (_, aa), rd = jax.lax.scan(step, (start, start), (z.T, mask.T, shift.T, jnp.arange(z.shape[1])), unroll=UNROLL)
+    inputs = (z.T, mask.T, shift.T, terms, jnp.arange(n_time))
+    (_, aa), rd = jax.lax.scan(step, (start, start), inputs, unroll=UNROLL)
     r, d = rd[:, :, 0], -rd[:, :, 1:]  # (time, n), (time, n, p)
     stats = (
         jnp.einsum("tn,tn->n", r, r),

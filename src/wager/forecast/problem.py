@@ -19,7 +19,7 @@ import numpy as np
 
 from wager.forecast.data import Panel, choose_transform, transform
 from wager.forecast.decide import capacity, newsvendor
-from wager.forecast.model import LIKELIHOODS, Layout, default_priors, forecast_model
+from wager.forecast.model import LIKELIHOODS, Layout, check_seasonality, default_priors, forecast_model
 from wager.kernel.diagnostics import chain_quantile_se, quantile_se
 from wager.kernel.digits import fmt
 from wager.kernel.inference import Model
@@ -109,12 +109,14 @@ class ForecastProblem:
     capacity: CapacityPolicy | None = None
     seed: int = 0
     batch: int | None = None  # SVI series per step; None: BATCH when over BATCH_ABOVE series, else all
+    harmonics: int = 0  # Fourier harmonics of the seasonal cycle; 0: seasonal states (wager.forecast.model)
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             from wager.errors import SpecError
 
             raise SpecError("likelihood", f"must be one of {', '.join(LIKELIHOODS)}; got {self.likelihood!r}")
+        check_seasonality(self.harmonics, self.panel.period)
         counts = self.likelihood in ("negbin", "zinb")
         self.transform, self.transform_reason = choose_transform(self.panel.values, self.transform, counts)
 
@@ -128,6 +130,7 @@ class ForecastProblem:
             likelihood=self.likelihood,
             transform=self.transform,
             regressors=self.panel.regressors,
+            harmonics=self.harmonics,
         )
 
     @cached_property
@@ -184,6 +187,8 @@ class ForecastProblem:
         return Model(
             name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="1",
             vi_reason=vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
+            # NUTS asked for on a large panel: from a unit mass matrix its warmup runs at the tree-depth limit
+            nuts_init="vi" if n > NUTS_MAX_SERIES else "uniform",
         )
 
     # --- validation (``wager validate``) ------------------------------------------
@@ -191,9 +196,14 @@ class ForecastProblem:
     unsupported_checks = {
         "prior predictive": "the forecast model's likelihood is integrated over its initial states (a factor, not an observed site): "
         "no generic prior predictive simulation; the leave-future-out check below judges the forecasts",
-        "sbc": "simulation-based calibration of the forecast model is not implemented yet (its simulator lives in "
-        "wager.forecast.examples; the recovery test checks it at one set of parameters)",
     }
+
+    def simulate(self, seed: int) -> Any:
+        """A panel from the model's prior predictive and its true parameters, for SBC
+        (``wager.forecast.prior_predictive``: the model's own forecast mode, run from an empty history)."""
+        from wager.forecast.prior_predictive import simulate
+
+        return simulate(self, seed)
 
     def predictive_check(self, config: Any, seed: int = 0, progress: Any = None, origins: int = 4) -> Any:
         """Leave-future-out PIT of one-step forecasts at the last ``origins`` periods (exact refits)."""
@@ -271,7 +281,7 @@ class ForecastProblem:
         q = np.quantile(paths, QUANTILES, axis=0)  # (quantiles, series, horizon)
         se_median = se(paths, 0.5)
         history = panel.observed.sum(axis=1)
-        recent = panel.values[:, -3 * panel.period :]  # the last three seasons, for fan charts
+        recent = panel.values[:, -int(np.ceil(3 * panel.period)) :]  # the last three seasons, for fan charts
         series = []
         for i, label in enumerate(labels):
             series.append({
@@ -284,6 +294,7 @@ class ForecastProblem:
             "horizon": horizon,
             "frequency": panel.freq,
             "period": panel.period,
+            "seasonality": self.layout.seasonality(),
             "likelihood": self.likelihood,
             "transform": self.transform,
             "transform_reason": self.transform_reason,
@@ -302,7 +313,7 @@ class ForecastProblem:
         }
         lines = [
             f"Forecast of {panel.n_series} series, {panel.horizon} periods ahead ({horizon[0]} to {horizon[-1]}), "
-            f"{paths.shape[0]} sample paths each; {self.transform_reason}.",
+            f"{paths.shape[0]} sample paths each; {self.transform_reason}; seasonality: {self.layout.seasonality()}.",
         ]
         first = aggregates["total"][1][:, 0, 0]  # the total in the first forecast period, per draw
         (lo, lo_se), (med, med_se), (hi, hi_se) = ((float(np.quantile(first, p)), float(se(first, p))) for p in (0.1, 0.5, 0.9))

@@ -13,19 +13,29 @@ what a forecast is for (orders, capacity).
       regressors: []           # columns with values at every time, forecast window included
       events: events.csv       # optional: time, event[, grouping columns]
     horizon: 8
+    period: 4                  # optional: the seasonal period (default: from the frequency, 4 quarterly, 12 monthly, 52 weekly, 7 daily)
+    seasonality: states        # states (a seasonal state per period) | {fourier: K} (K harmonics; a period may be fractional: 365.25, 52.18)
     likelihood: normal         # normal | student_t (transformed scale) | negbin | zinb (counts)
     transform: auto            # auto | log | log1p | identity
     priors: {}                 # overrides of the documented defaults, by name
     decision:
       newsvendor: {under: 3, over: 1}
       capacity: {level: 0.95, unit_cost: 1, shortage_cost: 10}
+
+Seasonality. ``states`` (the default) carries one seasonal state per period of
+the cycle: right for quarters and months. ``{fourier: K}`` models the cycle as
+``K`` sine-cosine pairs of the period instead (``1 <= K <= period / 2``), which
+weekly and daily panels with a yearly cycle need (``period: 52.18`` weeks or
+``365.25`` days); a fractional period is refused with ``states``.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from wager.errors import SpecError, from_pydantic
 
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
@@ -72,6 +82,12 @@ class ForecastDecision(BaseModel):
     capacity: Optional[CapacitySpec] = None
 
 
+class FourierSeasonality(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fourier: int = Field(ge=1, description="harmonics K of the seasonal cycle, 1 <= K <= period / 2")
+
+
 class ForecastSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,7 +95,8 @@ class ForecastSpec(BaseModel):
     name: str = "forecast"
     data: PanelSource
     horizon: int = Field(gt=0, le=10_000)
-    period: Optional[int] = Field(default=None, ge=2, le=366)
+    period: Optional[Union[int, float]] = Field(default=None, ge=2, le=10_000, allow_inf_nan=False)
+    seasonality: Union[Literal["states"], FourierSeasonality] = "states"
     likelihood: Literal["normal", "student_t", "negbin", "zinb"] = "normal"
     transform: Literal["auto", "log", "log1p", "identity"] = "auto"
     priors: dict[str, Prior] = Field(default_factory=dict)
@@ -87,3 +104,21 @@ class ForecastSpec(BaseModel):
     decision: ForecastDecision = Field(default_factory=ForecastDecision)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     gates: GatePolicy = Field(default_factory=GatePolicy)
+
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _seasonality(cls, value: Any) -> Any:
+        # parsed here so a mistake names seasonality.fourier, not a branch of the union
+        if value == "states" or isinstance(value, FourierSeasonality):
+            return value
+        if isinstance(value, Mapping):
+            try:
+                return FourierSeasonality.model_validate(dict(value))
+            except ValidationError as exc:
+                raise from_pydantic(exc, "seasonality") from None
+        raise SpecError("seasonality", f"must be states or {{fourier: K}} (K Fourier harmonics); got {value!r}")
+
+    @property
+    def harmonics(self) -> int:
+        """Fourier harmonics of the seasonal cycle; 0: seasonal states."""
+        return 0 if self.seasonality == "states" else self.seasonality.fourier

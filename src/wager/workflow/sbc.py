@@ -185,7 +185,8 @@ class SBCResult:
                 name: {
                     "passed": q.passed,
                     "max_ecdf_difference": q.uniformity.max_ecdf_difference,
-                    "chi2_p_value": q.uniformity.chi2_p_value,
+                    # no test below 10 simulations (one bin): null, as strict JSON has no NaN
+                    "chi2_p_value": q.uniformity.chi2_p_value if np.isfinite(q.uniformity.chi2_p_value) else None,
                     "chi2_bins": q.uniformity.bins,
                     "ranks": q.ranks.tolist(),
                 }

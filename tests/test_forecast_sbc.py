@@ -1,0 +1,166 @@
+"""Simulation-based calibration of the hierarchical forecast model: its prior
+predictive simulator (the model's own forecast mode run from an empty history),
+checked against the closed form of the first period, and SBC of NUTS on it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from wager.cli import app
+from wager.forecast.examples import simulate_panel
+
+MISSING = [3, 7, 30]
+"""Rows of the small panel's long table left empty: series 0 at t = 3 and 7, series 1 at t = 14."""
+SBC_NUTS = {"chains": 1, "warmup": 300, "draws": 245}
+"""One chain of 245 draws thinned to 49 (a spacing of 5), as the revenue model's SBC in tests/test_sbc.py."""
+SMOKE_NUTS = {"chains": 1, "warmup": 100, "draws": 99}
+"""One short chain where only the run matters, not the draws: the same settings and shapes
+in both tests that use it, so they share one compiled chain."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _float64():
+    from wager.kernel.nuts import configure_jax
+
+    configure_jax()
+
+
+def small_panel(likelihood: str = "normal", groups: dict[str, int] | None = None, fourier: int = 0):
+    """Four series (2 regions x 2 products, unless ``groups`` says otherwise), 16 quarters,
+    three values missing; seasonal states, or ``fourier`` harmonics."""
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+
+    history, _ = simulate_panel(groups or {"region": 2, "product": 2}, n_time=16, seed=9)
+    history.loc[MISSING, "value"] = np.nan
+    if likelihood in ("negbin", "zinb"):
+        history["value"] = np.round(history["value"] / 20)
+    seasonality = {"seasonality": {"fourier": fourier}} if fourier else {}
+    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=2, likelihood=likelihood, **seasonality)
+    return prepare(spec, frame=history)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return small_panel()
+
+
+# --- the simulator --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("likelihood, fourier", [("normal", 0), ("student_t", 0), ("negbin", 0), ("normal", 2)])
+def test_simulate_is_deterministic_in_the_seed_and_keeps_the_panels_layout(likelihood, fourier):
+    p = small_panel(likelihood, fourier=fourier)
+    data = p.model.data
+    one, again, other = p.simulate(4), p.simulate(4), p.simulate(5)
+    z = np.asarray(one.model.data["z"])
+    np.testing.assert_array_equal(z, again.model.data["z"])
+    assert all(np.array_equal(one.truth[k], again.truth[k]) for k in one.truth)
+    assert not np.array_equal(z, other.model.data["z"])
+
+    assert z.shape == data["z"].shape == (4, 16) and np.isfinite(z).all()
+    observed = np.asarray(data["mask"]) > 0
+    assert (~observed).sum() == len(MISSING)
+    np.testing.assert_array_equal(one.model.data["mask"], data["mask"])  # the panel's missing entries stay missing
+    assert np.all(z[~observed] == 0) and np.any(z[observed] != 0)
+    assert {k: v for k, v in one.model.data.items() if k != "z"}.keys() == {k for k in data if k != "z"}
+    if likelihood == "negbin":  # counts, simulated as counts
+        assert np.all(z >= 0) and np.array_equal(z, np.round(z))
+        assert "concentration" in one.truth and one.truth["init_z"].shape == (4, p.layout.n_initial)
+    if likelihood == "student_t":
+        assert "df" in one.truth and "init_z" in one.truth
+    if likelihood == "normal":  # the initial states are integrated out, not sampled
+        assert "init_z" not in one.truth
+    if fourier:  # the cycle's coefficients' hierarchy, not seasonal states
+        assert one.truth["fourier_mean"].shape == (2 * fourier,) and "season_mean" not in one.truth
+    assert not {"paths", "init_noise", "future_noise", "alpha", "sigma", "loglik"} & set(one.truth)
+
+
+def test_true_values_have_the_names_and_shapes_of_the_posteriors_draws(problem):
+    from wager.kernel.inference import InferenceConfig, infer
+
+    simulation = problem.simulate(1)
+    posterior = infer(simulation.model, InferenceConfig(engine="nuts", seed=2, **SMOKE_NUTS))
+    assert {k: np.shape(v) for k, v in simulation.truth.items()} == {k: posterior.flat(k).shape[1:] for k in posterior.draws}
+
+
+def test_the_first_period_is_normal_around_what_the_true_parameters_imply():
+    """Given the true parameters, the first simulated value of series ``i`` is
+    ``z_0 = l_0 + phi b_0 + s_0 + e_0`` with the initial states drawn from their prior
+    (means from the hierarchy, sds ``level_sd``, ``trend_sd``, ``season_sd``) and
+    ``e_0 ~ N(0, sigma_i^2)``:
+
+        z_0 ~ N(level_i + phi_i trend_mean + season_i[0], level_sd^2 + phi_i^2 trend_sd^2 + season_sd^2 + sigma_i^2)
+
+    (``level_i = level_mean + sum_g level_g_sd level_g_z[g(i)]``, likewise
+    ``season_i`` and the logits of ``phi_i`` and log ``sigma_i``). Standardised by
+    this closed form, 60 simulations x 20 series are 1,200 independent N(0, 1)
+    values: their mean is within 4 / sqrt(1200) = 0.12 of 0 and their variance
+    within 4 sqrt(2 / 1200) = 0.16 of 1. A simulator whose data did not come from
+    its truth (another draw, another scale, a lost term) fails this by far."""
+    problem = small_panel(groups={"region": 5, "product": 4})
+    groups = problem.arrays()["groups"]
+    columns = problem.layout.groups
+
+    def pooled(truth, name, mean):
+        return mean + sum(truth[f"{name}_{c}_sd"] * truth[f"{name}_{c}_z"][groups[:, g]] for g, c in enumerate(columns))
+
+    scores = []
+    for seed in range(60):
+        simulation = problem.simulate(seed)
+        t = simulation.truth
+        phi = 0.8 + 0.18 / (1 + np.exp(-pooled(t, "phi", t["phi_logit"])))
+        sigma = np.exp(pooled(t, "sigma", t["sigma_log_mean"]) + t["sigma_series_sd"] * t["sigma_series_z"])
+        mean = pooled(t, "level", t["level_mean"]) + phi * t["trend_mean"] + pooled(t, "season", t["season_mean"])[:, 0]
+        var = t["level_sd"] ** 2 + phi**2 * t["trend_sd"] ** 2 + t["season_sd"] ** 2 + sigma**2
+        scores.append((np.asarray(simulation.model.data["z"])[:, 0] - mean) / np.sqrt(var))
+    scores = np.concatenate(scores)
+    assert abs(scores.mean()) < 4 / np.sqrt(scores.size), scores.mean()
+    assert abs(scores.var() - 1) < 4 * np.sqrt(2 / scores.size), scores.var()
+    assert stats.kstest(scores, "norm").pvalue > 1e-3
+
+
+# --- SBC ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # 50 NUTS fits: 5 to 12 minutes on two shared cores (2 to 113 s a fit)
+def test_nuts_on_the_forecast_model_passes_sbc(problem):
+    from wager.workflow.sbc import LOG_LIKELIHOOD, sbc
+
+    result = sbc(problem, simulations=50, seed=1, thin_to=49, inference=SBC_NUTS)
+    assert result.engine == "nuts" and result.simulations == 50
+    assert {"level_mean", "sigma_series_z[3]", "season_region_z[1,2]", LOG_LIKELIHOOD} <= set(result.quantities)
+    assert result.passed, "\n".join(result.lines())
+
+
+def test_wager_validate_runs_sbc_on_a_forecast_spec(tmp_path, monkeypatch):
+    import wager.workflow.sbc as sbc_module
+
+    monkeypatch.setattr(sbc_module, "NUTS_DEFAULTS", SMOKE_NUTS)  # one short fit: a smoke test
+    history, _ = simulate_panel({"region": 2, "product": 2}, n_time=16, seed=9)
+    history.to_csv(tmp_path / "panel.csv", index=False)
+    spec = tmp_path / "orders.yaml"
+    spec.write_text(
+        "domain: forecast\nname: orders\n"
+        "data: {path: panel.csv, time: time, group: [region, product], value: value}\n"
+        "horizon: 2\n"
+        "inference: {engine: vi, seed: 5, vi_steps: 300, chains: 2, draws: 100}\n"
+        "gates: {max_pareto_k: 1000}  # a test of the checks that run, not of the fit\n"
+    )
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(app, ["validate", str(spec), "--sbc", "1", "--executor", "serial", "--json"])
+    finally:
+        os.chdir(old)
+    payload = json.loads(result.stdout)
+    sbc_check = {c["name"]: c for c in payload["checks"]}["sbc"]
+    assert sbc_check["status"] in ("passed", "failed"), sbc_check  # it ran: not skipped as unsupported
+    assert sbc_check["data"]["simulations"] == 1 and sbc_check["data"]["engine"] == "nuts"
+    assert "level_mean" in sbc_check["data"]["quantities"]
