@@ -139,7 +139,7 @@ def test_nuts_on_the_forecast_model_passes_sbc(problem):
     assert result.passed, "\n".join(result.lines())
 
 
-def test_wager_validate_runs_sbc_on_a_forecast_spec(tmp_path, monkeypatch):
+def test_wager_validate_runs_sbc_and_the_prior_check_on_a_forecast_spec(tmp_path, monkeypatch):
     import wager.workflow.sbc as sbc_module
 
     monkeypatch.setattr(sbc_module, "NUTS_DEFAULTS", SMOKE_NUTS)  # one short fit: a smoke test
@@ -164,3 +164,32 @@ def test_wager_validate_runs_sbc_on_a_forecast_spec(tmp_path, monkeypatch):
     assert sbc_check["status"] in ("passed", "failed"), sbc_check  # it ran: not skipped as unsupported
     assert sbc_check["data"]["simulations"] == 1 and sbc_check["data"]["engine"] == "nuts"
     assert "level_mean" in sbc_check["data"]["quantities"]
+    prior = {c["name"]: c for c in payload["checks"]}["prior predictive"]
+    assert prior["status"] == "passed" and prior["data"]["draws"] == 1000, prior  # simulated by the domain, not skipped
+
+
+# --- the prior predictive check ------------------------------------------------------
+
+
+def test_prior_check_passes_on_a_panel_from_the_prior_and_flags_an_outlier():
+    """A panel the model itself simulated has unremarkable statistics among 1,000 prior
+    panels; the same panel with one value 1,000 standardised units out, beyond the
+    maximum of every prior panel, is a prior-data conflict on ``max`` (ppp 0; its ``sd`` too). The
+    default priors are wide: an outlier of 40 units still has a ppp near 0.01."""
+    from dataclasses import replace
+
+    p = small_panel()
+    simulated = p.simulate(seed=5).model
+    problem = replace(p, seed=p.seed)
+    problem.__dict__["model"] = simulated  # the problem on the simulated panel
+    check = problem.prior_check(seed=1)
+    assert check.passed, check.lines()
+    assert {c.statistic for c in check.checks} == {"mean", "sd", "min", "max"}
+
+    z = simulated.data["z"].copy()
+    z[0, 5] += 1000.0
+    problem.__dict__["model"] = replace(simulated, data={**simulated.data, "z": z})
+    flagged = problem.prior_check(seed=1)
+    assert not flagged.passed
+    assert "max" in {c.statistic for c in flagged.checks if c.flagged}, flagged.lines()
+    assert {c.statistic: c.ppp for c in flagged.checks}["max"] == 0.0

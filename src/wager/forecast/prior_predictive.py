@@ -54,15 +54,8 @@ def simulate(problem: Any, seed: int) -> Any:
     from numpyro import handlers
 
     model = problem.model
-    data = {k: v for k, v in model.data.items() if k != "batch"}  # forecast mode never mini-batches
-    layout = data["layout"]
-    n_series, n_time = problem.panel.values.shape
-    empty = np.zeros((n_series, 0))
-    run = {**data, "z": empty, "mask": empty, "end": np.array(0), "horizon": n_time}
-    if not layout.counts:
-        run.update(layout=replace(layout, transform="identity"), standard=np.array([0.0, 1.0]))
-    if "x" in data:
-        run["x"] = data["x"][:, :n_time]
+    data, run = _empty_history(problem)
+    n_time = problem.panel.values.shape[1]
     trace = handlers.trace(handlers.seed(model.numpyro_model, jax.random.PRNGKey(seed))).get_trace(**run)
     truth = {name: np.asarray(trace[name]["value"]) for name in parameter_sites(model)}
 
@@ -71,6 +64,54 @@ def simulate(problem: Any, seed: int) -> Any:
     z[:, :n_time] = np.asarray(trace["paths"]["value"], dtype=float)  # (series, n_time); the padding stays 0
     simulated = {**model.data, "z": np.where(observed, z, 0.0)}
     return Simulation(truth=truth, model=replace(model, data=simulated))
+
+
+def _empty_history(problem: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model's whole-data keyword data, and the same run forward from an empty
+    history over the panel's ``T`` periods (on the standardised scale, counts as counts)."""
+    data = {k: v for k, v in problem.model.data.items() if k != "batch"}  # forecast mode never mini-batches
+    layout = data["layout"]
+    n_series, n_time = problem.panel.values.shape
+    empty = np.zeros((n_series, 0))
+    run = {**data, "z": empty, "mask": empty, "end": np.array(0), "horizon": n_time}
+    if not layout.counts:
+        run.update(layout=replace(layout, transform="identity"), standard=np.array([0.0, 1.0]))
+    if "x" in data:
+        run["x"] = data["x"][:, :n_time]
+    return data, run
+
+
+PRIOR_CHECK_DRAWS = 1000
+"""Panels simulated for the prior predictive check (the ppp-values' Monte Carlo error is at most 0.016)."""
+
+
+def prior_check(problem: Any, seed: int, draws: int = PRIOR_CHECK_DRAWS, alpha: float = 0.01) -> Any:
+    """Where the panel's statistics (mean, sd, min, max over its observed values, on the
+    model's standardised scale; counts as counts) fall among ``draws`` panels simulated
+    from the priors alone (``wager.workflow.predictive.PredictiveCheck``, kind "prior").
+    A ppp-value in the outer ``alpha / 2`` tails (Bonferroni over the statistics) is a
+    prior-data conflict."""
+    from wager.kernel.nuts import configure_jax
+    from wager.workflow.predictive import STATISTICS, PredictiveCheck, StatisticCheck, statistic
+
+    configure_jax()
+    import jax
+    from numpyro.infer import Predictive
+
+    data, run = _empty_history(problem)
+    n_time = problem.panel.values.shape[1]
+    observed = np.asarray(data["mask"])[:, :n_time] > 0
+    y = np.asarray(data["z"], dtype=float)[:, :n_time][observed]
+    paths = Predictive(problem.model.numpyro_model, num_samples=draws, return_sites=["paths"])(jax.random.PRNGKey(seed), **run)["paths"]
+    replicated = np.asarray(paths, dtype=float)[:, observed]  # (draws, observed values)
+    per_test = alpha / len(STATISTICS)
+    checks = []
+    for name in STATISTICS:
+        t_obs = float(statistic(name, y))
+        t_rep = statistic(name, replicated, axis=1)
+        ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
+        checks.append(StatisticCheck(problem.panel.value, name, t_obs, ppp, flagged=min(ppp, 1 - ppp) < per_test / 2))
+    return PredictiveCheck(checks=tuple(checks), draws=draws, alpha=alpha, kind="prior")
 
 
 def parameter_sites(model: Any) -> tuple[str, ...]:

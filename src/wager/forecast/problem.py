@@ -193,17 +193,19 @@ class ForecastProblem:
 
     # --- validation (``wager validate``) ------------------------------------------
 
-    unsupported_checks = {
-        "prior predictive": "the forecast model's likelihood is integrated over its initial states (a factor, not an observed site): "
-        "no generic prior predictive simulation; the leave-future-out check below judges the forecasts",
-    }
-
     def simulate(self, seed: int) -> Any:
         """A panel from the model's prior predictive and its true parameters, for SBC
         (``wager.forecast.prior_predictive``: the model's own forecast mode, run from an empty history)."""
         from wager.forecast.prior_predictive import simulate
 
         return simulate(self, seed)
+
+    def prior_check(self, seed: int = 0) -> Any:
+        """The panel's statistics among panels simulated from the priors alone
+        (``wager.forecast.prior_predictive.prior_check``)."""
+        from wager.forecast.prior_predictive import prior_check
+
+        return prior_check(self, seed)
 
     def predictive_check(self, config: Any, seed: int = 0, progress: Any = None, origins: int = 4) -> Any:
         """Leave-future-out PIT of one-step forecasts at the last ``origins`` periods (exact refits)."""

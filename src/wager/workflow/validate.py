@@ -160,6 +160,10 @@ def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str,
     from wager.workflow.predictive import prior_predictive_check
 
     model = result.problem.model
+    domain_check = getattr(result.problem, "prior_check", None)
+    if domain_check is not None:  # the domain simulates its own prior predictive (a likelihood written as a factor)
+        check = domain_check(seed=seed)
+        return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     if model.numpyro_model is None:
         return "skipped", [f"model {model.name!r} has no NumPyro model to simulate data from"], {}
     check = prior_predictive_check(model, seed=seed)
