@@ -42,13 +42,13 @@ def crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
 def _smoothing(n, a, b, g, phi, period=4):
     import jax.numpy as jnp
 
-    from wager.forecast.model import Smoothing
+    from wager.forecast.filters import Smoothing
 
     return Smoothing(jnp.full(n, a), jnp.full(n, b), jnp.full(n, g), jnp.full(n, phi), period)
 
 
 def test_affine_filter_equals_the_state_equations_from_any_initial_state():
-    from wager.forecast.model import affine_filter, initial_map
+    from wager.forecast.filters import affine_filter, initial_map
 
     rng = np.random.default_rng(0)
     n, t = 7, 30
@@ -70,7 +70,7 @@ def test_affine_filter_equals_the_state_equations_from_any_initial_state():
 
 
 def test_marginal_likelihood_equals_the_multivariate_normal_density():
-    from wager.forecast.model import marginal_normal
+    from wager.forecast.filters import marginal_normal
 
     rng = np.random.default_rng(1)
     n, p = 20, 5

@@ -88,6 +88,15 @@ class FourierSeasonality(BaseModel):
     fourier: int = Field(ge=1, description="harmonics K of the seasonal cycle, 1 <= K <= period / 2")
 
 
+FORECAST_TARGET_ACCEPT = 0.95
+"""The forecast model's default NUTS acceptance target. On small panels the pooled
+initial-state means (a global mean plus region and product effects over a few
+series) and their series spread form a funnel: on simulated 2 x 2-group panels of
+16 quarters (seeds 0, 3, 4, 9; 2 chains x 500 draws), the default 0.8 left
+divergences in every fit (24, 46, 45 and 55), 0.95 in two of the four (6 and 1).
+SVI ignores it."""
+
+
 class ForecastSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,8 +111,16 @@ class ForecastSpec(BaseModel):
     priors: dict[str, Prior] = Field(default_factory=dict)
     batch: Optional[int] = Field(default=None, ge=1, description="SVI series per step (default: 256 above 1000 series, else all)")
     decision: ForecastDecision = Field(default_factory=ForecastDecision)
-    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    inference: InferenceConfig = Field(default_factory=lambda: InferenceConfig(target_accept=FORECAST_TARGET_ACCEPT))
     gates: GatePolicy = Field(default_factory=GatePolicy)
+
+    @field_validator("inference", mode="before")
+    @classmethod
+    def _smaller_steps(cls, inference: Any) -> Any:
+        """Unless the spec sets it, NUTS targets ``FORECAST_TARGET_ACCEPT``."""
+        if isinstance(inference, Mapping) and "target_accept" not in inference:
+            return {**inference, "target_accept": FORECAST_TARGET_ACCEPT}
+        return inference
 
     @field_validator("seasonality", mode="before")
     @classmethod
