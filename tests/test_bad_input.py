@@ -1,37 +1,19 @@
 """Bad input: one clear line naming the field and the rule, exit code 2, nothing written."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from wager.cli import app
+from cli_helpers import assert_refused, invoke
 
-runner = CliRunner()
 
 GOOD_PRIOR = "{family: beta, params: {alpha: 1, beta: 1}, why: uniform, source: Laplace}"
 
 
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
-
-
 def assert_bad_input(result, *fragments, cwd: Path):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    message = result.stderr if result.stderr else result.output
-    assert message.startswith("error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert "Traceback" not in result.output
-    assert sorted(p.name for p in cwd.iterdir()) == sorted(_before[cwd]), "bad input must write nothing"
+    assert_refused(result, fragments, cwd, _before[cwd])
 
 
 _before: dict = {}

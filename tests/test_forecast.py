@@ -4,21 +4,17 @@ pooling on short series, cold start, coherent aggregates, newsvendor, bad input.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import multivariate_normal
-from typer.testing import CliRunner
 
-from wager.cli import app
 from wager.forecast import forecast_panel
 from wager.forecast.decide import capacity, newsvendor, newsvendor_cost
 from wager.forecast.examples import Truth, simulate_panel
+from cli_helpers import assert_refused, invoke
 
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -206,15 +202,6 @@ def test_capacity_is_the_tail_quantile_with_its_expected_cost():
 # --- the command line -----------------------------------------------------------------------
 
 
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
-
-
 @pytest.fixture
 def panel_csv(tmp_path):
     history, _ = simulate_panel({"region": 2, "product": 2}, n_time=16, seed=9)
@@ -290,13 +277,7 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
     if args["--data"] == "irregular.csv":
         args["--data"] = str(folder / "irregular.csv")
     result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--no-record", "--quiet"], folder)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    message = result.stderr or result.output
-    assert message.startswith("error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert "Traceback" not in result.output
-    assert sorted(p.name for p in folder.iterdir()) == before
+    assert_refused(result, fragments, folder, before)
 
 
 # --- leave-future-out calibration -------------------------------------------------------------

@@ -4,18 +4,13 @@ after the data, recovery of a yearly cycle in weekly data, bad input."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import assert_refused, invoke
 from scipy.stats import multivariate_normal
-from typer.testing import CliRunner
 
-from wager.cli import app
 
-runner = CliRunner()
 WEEKS_PER_YEAR = 365.25 / 7
 
 
@@ -235,19 +230,8 @@ def test_bad_seasonality_exits_2_naming_the_field(tmp_path, change, fragments):
     history.to_csv(path, index=False)
     args = ["forecast", "--data", str(path), "--time", "time", "--group", "store", "--value", "value", "--horizon", "4",
             *change, "--no-record", "--quiet"]
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = runner.invoke(app, args)
-    finally:
-        os.chdir(old)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    message = result.stderr or result.output
-    assert message.startswith("error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert "Traceback" not in result.output
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["weekly.csv"]
+    result = invoke(args, tmp_path)
+    assert_refused(result, fragments, tmp_path, ["weekly.csv"])
 
 
 def test_a_seasonality_that_is_neither_states_nor_fourier_is_refused():

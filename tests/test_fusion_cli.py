@@ -5,28 +5,16 @@ how much" answered and the act/wait rule applied; bad input exits 2 and writes n
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from wager.cli import app
+from cli_helpers import invoke
 
-runner = CliRunner()
 SMALL = ["--chains", "2", "--warmup", "500", "--draws", "1000", "--seed", "1"]
 DRIVE = ["--simulate", "20", "--dropout", "14-20", "--tolerance", "5", "--threshold", "0.9"]
-
-
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope="module")

@@ -5,31 +5,19 @@ refuses bad input with exit code 2 and nothing written."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from wager.cli import app
+from cli_helpers import assert_refused, invoke
 
-runner = CliRunner()
 pytestmark = pytest.mark.filterwarnings("ignore:Parsing integer or float values with a format")  # chainladder under pandas 3
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = ["--chains", "2", "--warmup", "500", "--draws", "1000", "--seed", "1"]
 """One NUTS setting for every test: each model compiles once per process (the kernel
 keeps the compiled chain per model and settings), and these pass the gates."""
-
-
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
 
 
 def decided(args, cwd: Path, *extra: str) -> dict:
@@ -179,10 +167,4 @@ def test_bad_risk_input_exits_2_and_writes_nothing(tmp_path, args, fragments):
     _bad_tables(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     result = invoke(["risk", *args, "--quiet"], tmp_path)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    message = result.stderr or result.output
-    assert message.startswith("error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert "Traceback" not in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_refused(result, fragments, tmp_path, before)

@@ -4,30 +4,18 @@ and refuses bad input with exit code 2, naming the field, with nothing written."
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from wager.cli import app
 from wager.workflow.specs import load_spec
+from cli_helpers import assert_refused, invoke
 
-runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"sir": ["--chains", "2", "--warmup", "500", "--draws", "1000"],
          "pk": ["--chains", "4", "--warmup", "500", "--draws", "1000", "--target-accept", "0.9"]}
 """The NUTS settings of test_science_sir and test_science_pk: one compiled chain per model per process."""
-
-
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
 
 
 def decided(args, cwd: Path, *extra: str) -> dict:
@@ -148,13 +136,7 @@ def test_bad_science_input_exits_2_and_writes_nothing(tmp_path, args, fragments)
     _bad_tables(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     result = invoke(["science", *args, "--quiet"], tmp_path)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    message = result.stderr or result.output
-    assert message.startswith("error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    assert "Traceback" not in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert_refused(result, fragments, tmp_path, before)
 
 
 def test_a_missing_optional_package_is_named_with_the_extra_that_installs_it(tmp_path, monkeypatch):
