@@ -325,7 +325,7 @@ class ForecastProblem:
         )
         cold = np.flatnonzero(history == 0)
         if len(cold):
-            lines.append(f"{len(cold)} series without history get the forecast their place in the hierarchy implies: {', '.join(labels[i] for i in cold[:5])}.")
+            lines.append(f"{len(cold)} series without history {'gets' if len(cold) == 1 else 'get'} the forecast their place in the hierarchy implies: {', '.join(labels[i] for i in cold[:5])}.")
         action = "forecast"
         if self.newsvendor is not None:
             orders = newsvendor(paths, self.newsvendor.under, self.newsvendor.over, chains)
