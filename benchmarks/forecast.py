@@ -68,6 +68,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from scipy.special import ndtr
 
 from common import machine, now, versions, write_section
+from wager.forecast.spec import FORECAST_VI_STEPS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tourism.csv"
 KEYS = ["State", "Region", "Purpose"]
@@ -376,7 +377,7 @@ def methods(names: list[str], wager_engines: list[str], workers: int) -> list[Me
         "snaive": [Method("seasonal naive", seasonal_naive, (), snaive)],
         "autoets": [Method("AutoETS", auto_ets, ("statsforecast", "statsforecast.models"), ets)],
         "prophet": [Method("Prophet", prophet, ("prophet",), prophet_text)],
-        "wager": [Method(WAGER_ENGINES.get(e, e), wager_method(e), ("wager.forecast",), wager_text.format(e) + (f" ({NUTS_SETTINGS['chains']} chains x {NUTS_SETTINGS['warmup']} warmup + {NUTS_SETTINGS['draws']} draws, vectorised, target_accept 0.9, warm-started from ADVI: 3000 Adam steps, chains starting at guide draws, the first mass matrix the guide's variances)" if e == "nuts" else " (3000 Adam steps, 4000 draws)")) for e in wager_engines],
+        "wager": [Method(WAGER_ENGINES.get(e, e), wager_method(e), ("wager.forecast",), wager_text.format(e) + (f" ({NUTS_SETTINGS['chains']} chains x {NUTS_SETTINGS['warmup']} warmup + {NUTS_SETTINGS['draws']} draws, vectorised, target_accept 0.9, warm-started from ADVI: {FORECAST_VI_STEPS} Adam steps, chains starting at guide draws, the first mass matrix the guide's variances)" if e == "nuts" else f" ({FORECAST_VI_STEPS} Adam steps, 4000 draws)")) for e in wager_engines],
     }
     unknown = sorted(set(names) - set(known))
     if unknown:
