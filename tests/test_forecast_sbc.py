@@ -178,18 +178,35 @@ def test_prior_check_passes_on_a_panel_from_the_prior_and_flags_an_outlier():
     default priors are wide: an outlier of 40 units still has a ppp near 0.01."""
     from dataclasses import replace
 
+    from wager.workflow.predictive import prior_check_of
+
     p = small_panel()
     simulated = p.simulate(seed=5).model
     problem = replace(p, seed=p.seed)
     problem.__dict__["model"] = simulated  # the problem on the simulated panel
-    check = problem.prior_check(seed=1)
+    check = prior_check_of(*problem.prior_predictive(seed=1))
     assert check.passed, check.lines()
     assert {c.statistic for c in check.checks} == {"mean", "sd", "min", "max"}
 
     z = simulated.data["z"].copy()
     z[0, 5] += 1000.0
     problem.__dict__["model"] = replace(simulated, data={**simulated.data, "z": z})
-    flagged = problem.prior_check(seed=1)
+    flagged = prior_check_of(*problem.prior_predictive(seed=1))
     assert not flagged.passed
     assert "max" in {c.statistic for c in flagged.checks if c.flagged}, flagged.lines()
     assert {c.statistic: c.ppp for c in flagged.checks}["max"] == 0.0
+
+
+def test_forecast_specs_default_to_their_own_nuts_and_svi_settings_unless_set():
+    """``FORECAST_TARGET_ACCEPT`` and ``FORECAST_VI_STEPS`` (their docstrings give the
+    measurements behind them) apply to a spec that does not set them, in every form."""
+    from wager.forecast.spec import FORECAST_TARGET_ACCEPT, FORECAST_VI_STEPS, ForecastSpec
+    from wager.kernel.inference import InferenceConfig
+
+    data = {"time": "t", "group": ["g"], "value": "v"}
+    for spec in (ForecastSpec(data=data, horizon=2), ForecastSpec(data=data, horizon=2, inference={"engine": "nuts"})):
+        assert (spec.inference.target_accept, spec.inference.vi_steps) == (FORECAST_TARGET_ACCEPT, FORECAST_VI_STEPS)
+    kernel = InferenceConfig()
+    assert (FORECAST_TARGET_ACCEPT, FORECAST_VI_STEPS) != (kernel.target_accept, kernel.vi_steps)
+    own = ForecastSpec(data=data, horizon=2, inference={"target_accept": 0.8, "vi_steps": 500})
+    assert (own.inference.target_accept, own.inference.vi_steps) == (0.8, 500)

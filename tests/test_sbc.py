@@ -19,7 +19,8 @@ from wager.custom.spec import CustomSpec
 from wager.kernel.calibration import chi2_bins, ecdf_band, rank_of, rank_uniformity, thin
 from wager.kernel.inference import InferenceConfig, Model, infer
 from wager.kernel.posterior import Posterior
-from wager.workflow.sbc import LOG_LIKELIHOOD, Simulation, sbc
+from wager.kernel.calibration import Simulation
+from wager.workflow.sbc import LOG_LIKELIHOOD, sbc
 from wager.workflow.sbc_plots import sbc_plot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

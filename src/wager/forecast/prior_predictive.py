@@ -1,5 +1,5 @@
 """Panels drawn from the forecast model's prior predictive, for simulation-based
-calibration (``wager.workflow.sbc``).
+calibration (``wager.workflow.sbc``) and the prior predictive check (``wager validate``).
 
 The model's likelihood is a ``numpyro.factor`` (the Normal likelihood
 integrates the initial states out), so there is no observed site for NumPyro's
@@ -45,9 +45,9 @@ _PARAMETER_SITES: dict[tuple, tuple[str, ...]] = {}
 def simulate(problem: Any, seed: int) -> Any:
     """One draw ``(theta, y)`` from ``problem``'s prior predictive: the true parameter
     values (``{site: array}``, the shapes of the posterior's draws) and the problem's
-    model on the simulated panel (a ``wager.workflow.sbc.Simulation``)."""
+    model on the simulated panel (a ``wager.kernel.calibration.Simulation``)."""
     from wager.kernel.nuts import configure_jax
-    from wager.workflow.sbc import Simulation
+    from wager.kernel.calibration import Simulation
 
     configure_jax()
     import jax
@@ -85,14 +85,11 @@ PRIOR_CHECK_DRAWS = 1000
 """Panels simulated for the prior predictive check (the ppp-values' Monte Carlo error is at most 0.016)."""
 
 
-def prior_check(problem: Any, seed: int, draws: int = PRIOR_CHECK_DRAWS, alpha: float = 0.01) -> Any:
-    """Where the panel's statistics (mean, sd, min, max over its observed values, on the
-    model's standardised scale; counts as counts) fall among ``draws`` panels simulated
-    from the priors alone (``wager.workflow.predictive.PredictiveCheck``, kind "prior").
-    A ppp-value in the outer ``alpha / 2`` tails (Bonferroni over the statistics) is a
-    prior-data conflict."""
+def prior_panels(problem: Any, seed: int, draws: int = PRIOR_CHECK_DRAWS) -> tuple[np.ndarray, np.ndarray]:
+    """The panel's observed values on the model's scale (standardised; counts as counts),
+    and the same entries of ``draws`` panels simulated from the priors alone, ``(draws, values)``:
+    what ``wager.workflow.predictive.prior_check_of`` compares."""
     from wager.kernel.nuts import configure_jax
-    from wager.workflow.predictive import STATISTICS, PredictiveCheck, StatisticCheck, statistic
 
     configure_jax()
     import jax
@@ -103,15 +100,7 @@ def prior_check(problem: Any, seed: int, draws: int = PRIOR_CHECK_DRAWS, alpha: 
     observed = np.asarray(data["mask"])[:, :n_time] > 0
     y = np.asarray(data["z"], dtype=float)[:, :n_time][observed]
     paths = Predictive(problem.model.numpyro_model, num_samples=draws, return_sites=["paths"])(jax.random.PRNGKey(seed), **run)["paths"]
-    replicated = np.asarray(paths, dtype=float)[:, observed]  # (draws, observed values)
-    per_test = alpha / len(STATISTICS)
-    checks = []
-    for name in STATISTICS:
-        t_obs = float(statistic(name, y))
-        t_rep = statistic(name, replicated, axis=1)
-        ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
-        checks.append(StatisticCheck(problem.panel.value, name, t_obs, ppp, flagged=min(ppp, 1 - ppp) < per_test / 2))
-    return PredictiveCheck(checks=tuple(checks), draws=draws, alpha=alpha, kind="prior")
+    return y, np.asarray(paths, dtype=float)[:, observed]
 
 
 def parameter_sites(model: Any) -> tuple[str, ...]:

@@ -200,12 +200,13 @@ class ForecastProblem:
 
         return simulate(self, seed)
 
-    def prior_check(self, seed: int = 0) -> Any:
-        """The panel's statistics among panels simulated from the priors alone
-        (``wager.forecast.prior_predictive.prior_check``)."""
-        from wager.forecast.prior_predictive import prior_check
+    def prior_predictive(self, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
+        """The panel's observed values on the model's scale and the same entries of panels
+        simulated from the priors alone (``wager.forecast.prior_predictive.prior_panels``),
+        named by the value column, for ``wager validate``'s prior predictive check."""
+        from wager.forecast.prior_predictive import prior_panels
 
-        return prior_check(self, seed)
+        return (self.panel.value, *prior_panels(self, seed))
 
     def predictive_check(self, config: Any, seed: int = 0, progress: Any = None, origins: int = 4) -> Any:
         """Leave-future-out PIT of one-step forecasts at the last ``origins`` periods (exact refits)."""

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Mapping
 
 import numpy as np
+
+from wager.kernel.inference import Model
 
 BAND_TRIALS = 4000
 """Uniform ECDFs simulated to calibrate a band (the band's own Monte Carlo error
@@ -159,3 +162,12 @@ def chi2_bins(simulations: int, values: int, most: int = 20) -> int:
     is at most ``most`` and keeps at least 5 expected ranks per bin."""
     limit = max(1, min(most, simulations // 5))
     return max(b for b in range(1, limit + 1) if values % b == 0)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """One draw from the prior predictive: the true values and the model on the simulated data
+    (what a problem's ``simulate(seed)`` hook gives ``wager.workflow.sbc``)."""
+
+    truth: Mapping[str, np.ndarray]
+    model: Model

@@ -227,15 +227,26 @@ def statistic_checks(model: Model, replicated: Mapping[str, np.ndarray], statist
     sites = observed_sites(model)
     tests = [(site, stat) for site in sites for stat in statistics if np.asarray(model.data[sites[site]]).size > (1 if stat == "sd" else 0)]
     per_test = alpha / max(len(tests), 1)
-    checks = []
-    for site, stat in tests:
-        y = np.asarray(model.data[sites[site]], dtype=float)
-        rep = replicated[site].reshape(replicated[site].shape[0], -1)
-        t_obs = float(statistic(stat, y.ravel()))
-        t_rep = statistic(stat, rep, axis=1)
-        ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
-        checks.append(StatisticCheck(site, stat, t_obs, ppp, flagged=min(ppp, 1 - ppp) < per_test / 2))
-    return tuple(checks)
+    return tuple(
+        ppp_check(site, stat, np.asarray(model.data[sites[site]], dtype=float), replicated[site], per_test) for site, stat in tests
+    )
+
+
+def ppp_check(site: str, stat: str, y: np.ndarray, replicated: np.ndarray, level: float) -> StatisticCheck:
+    """``p = P(T(y_rep) > T(y)) + P(T(y_rep) = T(y)) / 2`` of ``y`` (any shape) among ``replicated``
+    ``(draws, ...)``, flagged in the outer ``level / 2`` tails."""
+    t_obs = float(statistic(stat, np.ravel(y)))
+    t_rep = statistic(stat, replicated.reshape(replicated.shape[0], -1), axis=1)
+    ppp = float(np.mean(t_rep > t_obs) + 0.5 * np.mean(t_rep == t_obs))
+    return StatisticCheck(site, stat, t_obs, ppp, flagged=min(ppp, 1 - ppp) < level / 2)
+
+
+def prior_check_of(site: str, y: np.ndarray, replicated: np.ndarray, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01) -> PredictiveCheck:
+    """The prior predictive check of data ``y`` against ``replicated`` ``(draws, ...)`` simulated
+    from the priors by the domain itself (a model whose likelihood is a factor has no observed
+    site to replicate): the ``statistics``' ppp-values, Bonferroni over them."""
+    checks = tuple(ppp_check(site, stat, y, replicated, alpha / len(statistics)) for stat in statistics)
+    return PredictiveCheck(checks=checks, draws=int(replicated.shape[0]), alpha=alpha, kind="prior")
 
 
 def loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[str, np.ndarray], seed: int, alpha: float) -> LooPit:

@@ -64,7 +64,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from pydantic import BaseModel
 
-from wager.kernel.calibration import Uniformity, rank_of, rank_uniformity, thin
+from wager.kernel.calibration import Simulation, Uniformity, rank_of, rank_uniformity, thin
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn, choose_engine, infer
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
@@ -80,14 +80,6 @@ NUTS_DEFAULTS = {"chains": 2, "warmup": 500, "draws": 250}
 
 FitFn = Callable[[Model, InferenceConfig], Posterior]
 """The engine under test: ``fit(model, config) -> Posterior`` (default ``wager.kernel.inference.infer``)."""
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """One draw from the prior predictive: the true values and the model on the simulated data."""
-
-    truth: Mapping[str, np.ndarray]
-    model: Model
 
 
 @dataclass(frozen=True)

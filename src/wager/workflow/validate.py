@@ -157,12 +157,12 @@ def _gates(result: Any) -> tuple[str, list[str], dict[str, Any]]:
 
 
 def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str, Any]]:
-    from wager.workflow.predictive import prior_predictive_check
+    from wager.workflow.predictive import prior_check_of, prior_predictive_check
 
     model = result.problem.model
-    domain_check = getattr(result.problem, "prior_check", None)
-    if domain_check is not None:  # the domain simulates its own prior predictive (a likelihood written as a factor)
-        check = domain_check(seed=seed)
+    simulated = getattr(result.problem, "prior_predictive", None)
+    if simulated is not None:  # the domain simulates its own prior predictive (a likelihood written as a factor)
+        check = prior_check_of(*simulated(seed=seed))
         return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     if model.numpyro_model is None:
         return "skipped", [f"model {model.name!r} has no NumPyro model to simulate data from"], {}
