@@ -75,6 +75,8 @@ arms:
         ("arms: [ {name: A, visitors: 10\n", ["spec", "malformed YAML at line"]),
         ("arms:\n  - {name: A, visitors: 100, conversions: 5}\n  - {name: B, visitors: .inf, conversions: 5}\n", ["arms.1.visitors", "finite"]),
         ("domain: astrology\n", ["domain", "unknown domain 'astrology'"]),
+        ("domain: risk\n", ["task", "is required for domain risk", "reserve"]),
+        ("domain: science\ntask: astrology\n", ["task", "unknown task 'astrology'", "sir"]),
         ("", ["spec", "empty"]),
         ("data: {path: missing.csv}\n", ["data.path", "no such file"]),
     ],

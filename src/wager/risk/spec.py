@@ -89,7 +89,7 @@ class ReservePolicy(_Strict):
 
 
 class RiskSpec(_Strict):
-    """What every risk task shares. ``for_payload`` picks a task's schema."""
+    """What every risk task shares. ``tasks`` maps each task's name to its schema (the workflow picks by ``task``)."""
 
     domain: Literal["risk"] = "risk"
     name: str = "risk"
@@ -98,13 +98,6 @@ class RiskSpec(_Strict):
     gates: GatePolicy = Field(default_factory=GatePolicy)
 
     tasks: ClassVar[dict[str, type["RiskSpec"]]] = {}
-
-    @classmethod
-    def for_payload(cls, payload: Mapping[str, Any]) -> type["RiskSpec"]:
-        """The schema of the task ``payload["task"]`` names."""
-        from wager.workflow.specs import task_schema
-
-        return task_schema("risk", cls.tasks, payload)  # type: ignore[return-value]
 
 
 class ReserveSpec(RiskSpec):

@@ -27,7 +27,7 @@ the run's identity.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal, Mapping, Optional
+from typing import ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -48,7 +48,7 @@ def _one_source(sample: Optional[str], path: Optional[str]) -> None:
 
 
 class ScienceSpec(_Strict):
-    """What every science task shares. ``for_payload`` picks a task's schema."""
+    """What every science task shares. ``tasks`` maps each task's name to its schema (the workflow picks by ``task``)."""
 
     domain: Literal["science"] = "science"
     name: str = "science"
@@ -57,13 +57,6 @@ class ScienceSpec(_Strict):
     gates: GatePolicy = Field(default_factory=GatePolicy)
 
     tasks: ClassVar[dict[str, type["ScienceSpec"]]] = {}
-
-    @classmethod
-    def for_payload(cls, payload: Mapping[str, Any]) -> type["ScienceSpec"]:
-        """The schema of the task ``payload["task"]`` names."""
-        from wager.workflow.specs import task_schema
-
-        return task_schema("science", cls.tasks, payload)  # type: ignore[return-value]
 
 
 # --- sir --------------------------------------------------------------------------------

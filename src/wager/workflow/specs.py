@@ -30,7 +30,7 @@ def schemas() -> dict[str, type[BaseModel]]:
 
 def task_schema(domain: str, tasks: Mapping[str, type[BaseModel]], payload: Mapping[str, Any]) -> type[BaseModel]:
     """The schema of the task ``payload["task"]`` names, for a domain with several
-    tasks (its schema's ``for_payload``), or ``SpecError`` at ``task``."""
+    tasks (its schema's ``tasks``), or ``SpecError`` at ``task``."""
     task = payload.get("task")
     if task is None:
         raise SpecError("task", f"is required for domain {domain}: one of {', '.join(tasks)}")
@@ -48,8 +48,8 @@ def schema_for(payload: Any) -> type[BaseModel]:
     if domain not in known:
         raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
     schema = known[domain]
-    pick = getattr(schema, "for_payload", None)  # one schema per task
-    return pick(payload) if pick is not None else schema
+    tasks = getattr(schema, "tasks", None)  # a domain of several tasks: one schema per task
+    return task_schema(domain, tasks, payload) if isinstance(tasks, Mapping) and tasks else schema
 
 
 def parse_spec(payload: Any) -> BaseModel:
