@@ -81,6 +81,53 @@ def test_marginal_likelihood_equals_the_multivariate_normal_density():
     np.testing.assert_allclose(post_mean[0], np.linalg.solve(precision, m / v + D.T @ r / s**2), rtol=1e-10)
 
 
+def test_integrating_the_group_effects_out_equals_the_joint_normal_of_the_panel():
+    """Five series, two grouping columns (2 and 3 levels), one series without data.
+    With ``u_i ~ N(m_i + M_i w, diag v_i)`` and the group effects ``w ~ N(0, diag
+    scale^2)`` on level and season (not trend), the series are jointly Gaussian:
+    ``Cov(u) = diag(v) + M diag(scale^2) M'``, and the stacked ``r ~ N(D m, D Cov(u) D'
+    + diag(s^2))``. The panel's log likelihood equals that density, and the effects'
+    posterior equals Gaussian conditioning of ``w`` on ``r``."""
+    from wager.forecast.filters import marginal_effects
+
+    rng = np.random.default_rng(0)
+    n, p, dims = 5, 5, (0, 2, 3, 4)
+    levels = (2, 3)
+    groups = np.column_stack([rng.integers(0, k, n) for k in levels])
+    groups[:2] = [[0, 0], [1, 2]]
+    index = groups + np.array([0, levels[0]])
+    scale = rng.uniform(0.2, 1.5, size=(sum(levels), len(dims)))
+    m, v, s = rng.normal(size=(n, p)), rng.uniform(0.1, 2, size=(n, p)), rng.uniform(0.3, 1, size=n)
+    lengths = [6, 0, 3, 8, 1]
+    Ds, rs = [rng.normal(size=(t, p)) for t in lengths], [rng.normal(size=t) for t in lengths]
+    stats = (
+        np.array([r @ r for r in rs]), np.array([D.T @ r for D, r in zip(Ds, rs)]),
+        np.array([D.T @ D for D in Ds]), np.array(lengths, dtype=float),
+    )
+    loglik, omega, upper = marginal_effects(stats, m, v, s, index, scale, dims)
+
+    M = np.zeros((n * p, scale.size))  # u (stacked) = m + M w + noise
+    for i in range(n):
+        for g in range(len(levels)):
+            for j, d in enumerate(dims):
+                M[i * p + d, index[i, g] * len(dims) + j] = 1.0
+    prior_w = np.diag(scale.ravel() ** 2)
+    D = np.zeros((sum(lengths), n * p))
+    rows = np.cumsum([0, *lengths])
+    for i, Di in enumerate(Ds):
+        D[rows[i] : rows[i + 1], i * p : (i + 1) * p] = Di
+    cov = D @ (np.diag(v.ravel()) + M @ prior_w @ M.T) @ D.T + np.diag(np.repeat(s**2, lengths))
+    r = np.concatenate(rs)
+    assert float(loglik) == pytest.approx(multivariate_normal(D @ m.ravel(), cov).logpdf(r), rel=1e-10)
+
+    cross = prior_w @ M.T @ D.T
+    w_mean = cross @ np.linalg.solve(cov, r - D @ m.ravel())
+    w_cov = prior_w - cross @ np.linalg.solve(cov, cross.T)
+    np.testing.assert_allclose(np.asarray(omega) * scale.ravel(), w_mean, atol=1e-12)
+    precision = np.asarray(upper).T @ np.asarray(upper)  # of omega = w / scale
+    np.testing.assert_allclose(np.outer(scale.ravel(), scale.ravel()) * np.linalg.inv(precision), w_cov, atol=1e-12)
+
+
 # --- fits ---------------------------------------------------------------------------------
 
 

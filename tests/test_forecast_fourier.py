@@ -72,10 +72,12 @@ def _problem(frame: pd.DataFrame, groups: list[str], horizon: int, harmonics: in
 def test_normal_marginal_over_states_and_cycle_equals_the_multivariate_normal_of_the_data():
     """One series of 23 periods (padded to 32), K = 2 harmonics of a fractional period
     7.5. The model's log likelihood, with the initial level, trend and the 4 Fourier
-    coefficients integrated out, equals the density of the data vector under the
-    Gaussian the innovations form implies: ``e = L z - D w`` with ``w = (l0, b0, c) ~
-    N(m, V)`` and ``e ~ N(0, s^2 I)``, so ``z ~ N(L^-1 D m, L^-1 (s^2 I + D V D') L^-T)``
-    (``|L| = 1``). ``L`` and ``D`` are read off a plain NumPy filter run on unit vectors."""
+    coefficients integrated out, and the store's group effects on their means too,
+    equals the density of the data vector under the Gaussian the innovations form
+    implies: ``e = L z - D w`` with ``w = (l0, b0, c) ~ N(m, V)`` and ``e ~ N(0, s^2 I)``,
+    so ``z ~ N(L^-1 D m, L^-1 (s^2 I + D V D') L^-T)`` (``|L| = 1``). With one store
+    its effect only adds to the variances of ``l0`` and ``c``. ``L`` and ``D`` are read
+    off a plain NumPy filter run on unit vectors."""
     import jax
     from numpyro import handlers
 
@@ -89,6 +91,7 @@ def test_normal_marginal_over_states_and_cycle_equals_the_multivariate_normal_of
         "value": np.exp(2.0 + np.cumsum(0.1 * rng.normal(size=n_time)) + 0.3 * np.sin(2 * np.pi * np.arange(n_time) / period)),
     })
     problem = _problem(frame, ["store"], 1, harmonics, period)
+    assert problem.layout.marginal_effects
     arrays, constants = split_data(problem.arrays())
     assert arrays["z"].shape[1] == 32 and int(arrays["end"]) == n_time  # padded: the filter must stop at end
     model = _Bound(forecast_model, {**constants, "horizon": 1})  # forecast mode records alpha, beta, phi, sigma
@@ -96,15 +99,15 @@ def test_normal_marginal_over_states_and_cycle_equals_the_multivariate_normal_of
     for seed in range(3):
         trace = handlers.trace(handlers.seed(model, jax.random.PRNGKey(seed))).get_trace(**arrays)
         v = {name: np.asarray(site["value"]) for name, site in trace.items()}
-        loglik = float(trace["loglik"]["fn"].log_factor[0])
+        loglik = float(trace["loglik"]["fn"].log_factor)
         alpha, beta, phi, s = (float(v[name][0]) for name in ("alpha", "beta", "phi", "sigma"))
 
-        # the prior of w = (l0, b0, c): group means from the hierarchy, series sds
-        mean = np.concatenate([
-            [v["level_mean"] + v["level_store_sd"] * v["level_store_z"][0], v["trend_mean"]],
-            v["fourier_mean"] + v["fourier_store_sd"] * v["fourier_store_z"][0],
-        ])
-        var = np.array([v["level_sd"] ** 2, v["trend_sd"] ** 2] + [v["fourier_sd"] ** 2] * (2 * harmonics))
+        # the prior of w = (l0, b0, c): the panel's means; series sds and the store's effect's
+        mean = np.concatenate([[v["level_mean"], v["trend_mean"]], v["fourier_mean"]])
+        var = np.array(
+            [v["level_sd"] ** 2 + v["level_store_sd"] ** 2, v["trend_sd"] ** 2]
+            + [v["fourier_sd"] ** 2 + v["fourier_store_sd"] ** 2] * (2 * harmonics)
+        )
 
         def innovations(z: np.ndarray, w: np.ndarray) -> np.ndarray:
             level, trend, c = w[0], w[1], w[2:]

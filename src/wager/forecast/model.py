@@ -82,6 +82,7 @@ from wager.forecast.filters import (
     compiled,
     explicit_filter_counts,
     explicit_filter_t,
+    marginal_effects,
     marginal_normal,
     simulate_counts,
     simulate_gaussian,
@@ -106,6 +107,7 @@ class Layout:
     transform: str = "log1p"  # log | log1p | identity (counts: identity)
     regressors: tuple[str, ...] = ()
     harmonics: int = 0
+    marginal_effects: bool = False  # integrate the group effects of the initial states' means out (Normal, whole panel)
 
     @property
     def fourier(self) -> bool:
@@ -123,6 +125,16 @@ class Layout:
         if self.fourier:
             return 2 + 2 * self.harmonics
         return 1 + 1 + (self.period - 1)
+
+    @property
+    def pooled_dims(self) -> tuple[int, ...]:
+        """The initial values whose prior means are pooled by group: level and season (not trend)."""
+        return (0, *range(2, self.n_initial))
+
+    @property
+    def n_effects(self) -> int:
+        """Group effects of the initial states' means: one per level of each grouping column and pooled value."""
+        return sum(self.levels) * len(self.pooled_dims)
 
     def seasonality(self) -> str:
         """The seasonal model in words, for the record."""
@@ -250,11 +262,14 @@ def forecast_model(
         d = priors[name].to_numpyro()
         return numpyro.sample(name, d.expand(shape) if shape else d)
 
+    def group_sds(name: str, sd_name: str) -> list[Any]:
+        """``sd_g``, the spread of ``name``'s effects within each grouping column."""
+        return [numpyro.sample(f"{name}_{column}_sd", priors[sd_name].to_numpyro()) for column in layout.groups]
+
     def pooled(name: str, mean: Any, sd_name: str, extra_shape: tuple[int, ...] = (), series_sd: str | None = None) -> Any:
         """``mean + sum_g sd_g * z_g[level of series] (+ sd * z_series)``, shape ``(series, *extra_shape)``."""
         total = jnp.broadcast_to(mean, (n_series, *extra_shape))
-        for g, (column, n_levels) in enumerate(zip(layout.groups, layout.levels)):
-            sd = numpyro.sample(f"{name}_{column}_sd", priors[sd_name].to_numpyro())
+        for g, (column, n_levels, sd) in enumerate(zip(layout.groups, layout.levels, group_sds(name, sd_name))):
             effect = numpyro.sample(f"{name}_{column}_z", dist.Normal(0.0, 1.0).expand((n_levels, *extra_shape)))
             total = total + sd * effect[groups[:, g]]
         if series_sd is not None:
@@ -275,13 +290,24 @@ def forecast_model(
     sigma_series_sd = prior("sigma_series_sd")
 
     # the initial state's prior: mean from the hierarchy, series deviation sd
-    level0 = pooled("level", prior("level_mean"), "level_group_sd")
-    trend0 = jnp.broadcast_to(prior("trend_mean"), (n_series,))
-    if layout.fourier:  # u = (level, trend, c): the cycle's coefficients join the initial states
-        n_season, season = 2 * layout.harmonics, "fourier"
+    season = "fourier" if layout.fourier else "season"  # u = (level, trend, c): the cycle's coefficients join the initial states
+    n_season = int(layout.n_initial) - 2
+    effects = None
+    if layout.marginal_effects:  # the group effects are integrated out: only their spreads are sampled
+        level0 = jnp.broadcast_to(prior("level_mean"), (n_series,))
+        level_sds = group_sds("level", "level_group_sd")
+        trend0 = jnp.broadcast_to(prior("trend_mean"), (n_series,))
+        season0 = jnp.broadcast_to(prior(f"{season}_mean", (n_season,)), (n_series, n_season))
+        season_sds = group_sds(season, f"{season}_group_sd")
+        scale = jnp.concatenate([
+            jnp.broadcast_to(jnp.concatenate([level_sd[None], jnp.broadcast_to(season_sd, (n_season,))]), (n_levels, n_season + 1))
+            for n_levels, level_sd, season_sd in zip(layout.levels, level_sds, season_sds)
+        ])
+        effects = (jnp.asarray(groups) + jnp.asarray(np.cumsum((0, *layout.levels[:-1]))), scale)
     else:
-        n_season, season = layout.period - 1, "season"
-    season0 = pooled(season, prior(f"{season}_mean", (n_season,)), f"{season}_group_sd", (n_season,))
+        level0 = pooled("level", prior("level_mean"), "level_group_sd")
+        trend0 = jnp.broadcast_to(prior("trend_mean"), (n_series,))
+        season0 = pooled(season, prior(f"{season}_mean", (n_season,)), f"{season}_group_sd", (n_season,))
     init_mean = jnp.concatenate([level0[:, None], trend0[:, None], season0], axis=1)
     init_sd = jnp.concatenate(
         [prior("level_sd")[None], prior("trend_sd")[None], jnp.broadcast_to(prior(f"{season}_sd"), (n_season,))]
@@ -302,16 +328,21 @@ def forecast_model(
         sigma = jnp.exp(log_sigma + sigma_series_sd * numpyro.sample("sigma_series_z", unit))
         init_z = None if layout.likelihood == "normal" else numpyro.sample("init_z", unit.expand((layout.n_initial,)).to_event(1))
 
+    params = Smoothing(alpha, beta, gamma, phi, layout.seasonal_states)
+    if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
+        for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("phi", phi), ("sigma", sigma)):
+            numpyro.deterministic(name, v)
+    z, mask = jnp.asarray(z), jnp.asarray(mask)
+    if effects is not None:  # the effects tie every series together: one likelihood of the whole panel
+        _panel_likelihood(z, mask, shift, params, sigma, (init_mean, init_sd), effects, layout, horizon, standard, end)
+        return
+
     # The likelihood per series; with ``batch`` (SVI only) a random subset of
     # series per step, scaled up by series / batch. Latents stay outside this
     # plate, so the variational guide is the same whole or mini-batched.
     subsample = batch if horizon == 0 else None
     with numpyro.plate("series_data", n_series, subsample_size=subsample) as idx:
         params = Smoothing(alpha[idx], beta[idx], gamma[idx], phi[idx], layout.seasonal_states)
-        if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
-            for name, v in (("alpha", params.alpha), ("beta", params.beta), ("gamma", params.gamma), ("phi", params.phi), ("sigma", sigma[idx])):
-                numpyro.deterministic(name, v)
-        z, mask = jnp.asarray(z), jnp.asarray(mask)
         init = (init_mean[idx], init_sd, None if init_z is None else init_z[idx])
         _series_likelihood(z[idx], mask[idx], shift[idx], params, sigma[idx], init, extra, layout, horizon, standard, end)
 
@@ -341,20 +372,11 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
         return jax.lax.dynamic_slice_in_dim(v, end, horizon, axis=v.ndim - 1)
 
     if layout.likelihood == "normal":
-        past = shift[:, :n_time]
-        a, A, stats = compiled(affine_filter)(z, mask, past, params, end, None if terms is None else terms[:n_time])
+        a, A, stats = compiled(affine_filter)(z, mask, shift[:, :n_time], params, end, None if terms is None else terms[:n_time])
         loglik, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
         numpyro.factor("loglik", loglik)
         if horizon > 0:
-            eps = numpyro.sample("init_noise", unit.expand((n_init,)).to_event(1))
-            u = post_mean + solve_upper(post_chol, eps)
-            state = a + jnp.einsum("nkp,np->nk", A, u)
-            future = window(shift)
-            if terms is not None:
-                future = future + u[:, n_states:] @ window(terms.T)
-            noise = numpyro.sample("future_noise", unit.expand((horizon,)).to_event(1))
-            paths = compiled(simulate_gaussian)(state, params, future, sigma[:, None] * noise)
-            numpyro.deterministic("paths", back_transform(paths, layout, standard))
+            _gaussian_paths((a, A), (post_mean, post_chol), shift, terms, params, sigma, layout, horizon, standard, end)
         return
 
     u = init_mean + jnp.sqrt(init_var) * init_z
@@ -380,6 +402,71 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
         key = numpyro.prng_key()
         paths = compiled(simulate_counts, "horizon")(key, state, params, future, standard[0], concentration, zero, horizon)
         numpyro.deterministic("paths", paths)
+
+
+def _panel_likelihood(z, mask, shift, params, sigma, init, effects, layout: Layout, horizon: int, standard, end) -> None:
+    """The Normal likelihood of the whole panel with the initial states and the group
+    effects of their means integrated out (``marginal_effects``), and with ``horizon > 0``
+    the forecast: the effects drawn from their posterior (recorded, standardised, as
+    ``level_<column>_z`` and ``season_<column>_z`` or ``fourier_<column>_z``, the sites
+    the sampled form has), then each series' initial state given them, as the per-series form does.
+    ``effects``: each series' row of the stacked effects per grouping column, and their sds
+    ``(levels, pooled values)``."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    n_series, n_time = z.shape
+    init_mean, init_sd = init
+    init_var = jnp.broadcast_to(init_sd**2, (n_series, layout.n_initial))
+    terms = jnp.asarray(fourier_terms(layout.period, layout.harmonics, shift.shape[1])) if layout.fourier else None
+    a, A, stats = compiled(affine_filter)(z, mask, shift[:, :n_time], params, end, None if terms is None else terms[:n_time])
+    index, scale = effects
+    loglik, omega, upper = compiled(marginal_effects, "dims")(stats, init_mean, init_var, sigma, index, scale, layout.pooled_dims)
+    numpyro.factor("loglik", loglik)
+    if horizon == 0:
+        return
+    eps = numpyro.sample("effects_noise", dist.Normal(0.0, 1.0).expand(omega.shape).to_event(1))
+    omega = (omega + jax.scipy.linalg.solve_triangular(upper, eps, lower=False)).reshape(scale.shape)
+    season = "fourier" if layout.fourier else "season"
+    start = 0
+    for column, n_levels in zip(layout.groups, layout.levels):
+        numpyro.deterministic(f"level_{column}_z", omega[start : start + n_levels, 0])
+        numpyro.deterministic(f"{season}_{column}_z", omega[start : start + n_levels, 1:])
+        start += n_levels
+    effect = scale * omega
+    init_mean = init_mean.at[:, jnp.asarray(layout.pooled_dims)].add(sum(effect[index[:, g]] for g in range(index.shape[1])))
+    _, post_mean, post_chol = compiled(marginal_normal)(stats, init_mean, init_var, sigma)
+    with numpyro.plate("series_data", n_series):  # given the effects, the series' states and noise are independent
+        _gaussian_paths((a, A), (post_mean, post_chol), shift, terms, params, sigma, layout, horizon, standard, end)
+
+
+def _gaussian_paths(affine, posterior, shift, terms, params, sigma, layout: Layout, horizon: int, standard, end) -> None:
+    """Forecast paths (site ``paths``, on the data's scale) from the affine filter's
+    final state ``a + A u``, with ``u`` drawn from its conditional posterior (mean,
+    upper Cholesky factor of its precision) and ``horizon`` steps of Normal noise;
+    inside the plate of series, which makes the draws per series."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    (a, A), (post_mean, post_chol) = affine, posterior
+    unit = dist.Normal(0.0, 1.0)
+
+    def window(v: Any) -> Any:
+        return jax.lax.dynamic_slice_in_dim(v, end, horizon, axis=v.ndim - 1)
+
+    eps = numpyro.sample("init_noise", unit.expand((layout.n_initial,)).to_event(1))
+    u = post_mean + solve_upper(post_chol, eps)
+    state = a + jnp.einsum("nkp,np->nk", A, u)
+    future = window(shift)
+    if terms is not None:  # the cycle's coefficients are the last 2K initial values
+        future = future + u[:, layout.n_initial - terms.shape[1] :] @ window(terms.T)
+    noise = numpyro.sample("future_noise", unit.expand((horizon,)).to_event(1))
+    paths = compiled(simulate_gaussian)(state, params, future, sigma[:, None] * noise)
+    numpyro.deterministic("paths", back_transform(paths, layout, standard))
 
 
 def _sigmoid(v: Any) -> Any:

@@ -11,7 +11,7 @@ the critical-fractile quantile of the same distribution the bands show.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -31,6 +31,10 @@ NUTS_MAX_SERIES = 40
 """``engine="auto"`` runs NUTS up to this many series and SVI above it."""
 BATCH_ABOVE, BATCH = 1000, 256
 """SVI mini-batches ``BATCH`` series per step when a panel has more than ``BATCH_ABOVE``."""
+MARGINAL_EFFECTS_MAX = 512
+"""The Normal likelihood integrates the group effects of the initial states' means out
+(``Layout.marginal_effects``) up to this many effects: one Cholesky factor of that
+size per gradient. Above it, or with mini-batches, they are sampled."""
 QUANTILES = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
 PATH_DRAWS = 1000
 """Forecast paths are drawn from at most this many posterior draws (evenly thinned)."""
@@ -123,7 +127,7 @@ class ForecastProblem:
     @cached_property
     def layout(self) -> Layout:
         codes, levels = self.panel.group_index()
-        return Layout(
+        layout = Layout(
             period=self.panel.period,
             groups=self.panel.groups,
             levels=levels,
@@ -132,6 +136,15 @@ class ForecastProblem:
             regressors=self.panel.regressors,
             harmonics=self.harmonics,
         )
+        marginal = self.likelihood == "normal" and self.svi_batch is None and layout.n_effects <= MARGINAL_EFFECTS_MAX
+        return replace(layout, marginal_effects=marginal)
+
+    @cached_property
+    def svi_batch(self) -> int | None:
+        """Series per SVI step, or ``None`` for the whole panel."""
+        n = self.panel.n_series
+        batch = self.batch if self.batch is not None else (BATCH if n > BATCH_ABOVE else None)
+        return batch if batch is not None and batch < n else None
 
     @cached_property
     def standard(self) -> tuple[float, float]:
@@ -180,10 +193,9 @@ class ForecastProblem:
                 f"{n} series (> {NUTS_MAX_SERIES}): NUTS over this many series' parameters takes too long, "
                 "so SVI, gated by PSIS Pareto-k"
             )
-        batch = self.batch if self.batch is not None else (BATCH if n > BATCH_ABOVE else None)
         data = self.arrays()
-        if batch is not None and batch < n:
-            data["batch"] = int(batch)  # NUTS refuses a subsampled plate: mini-batching is for SVI only
+        if self.svi_batch is not None:
+            data["batch"] = int(self.svi_batch)  # NUTS refuses a subsampled plate: mini-batching is for SVI only
         return Model(
             name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="1",
             vi_reason=vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
