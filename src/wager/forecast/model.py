@@ -49,6 +49,19 @@ known ``F_t' c``, so the innovations stay affine in ``u`` and the same closed
 form integrates the series' cycle out with its initial states. Student-t and
 count likelihoods sample ``u`` (non-centred) instead.
 
+Group effects of the initial states' means. Given the smoothing parameters the
+Normal model is linear-Gaussian in the group effects of the initial level and
+season (or cycle) too, so with the whole panel in each step (no mini-batches)
+and at most ``MARGINAL_EFFECTS_MAX`` of them (``wager.forecast.problem``) they
+are integrated out as well (``Layout.marginal_effects``, ``marginal_effects``):
+the series' information about their prior means sums into one Gaussian over
+the effects, and inference samples only their spreads. Sampled, the effects
+form a funnel with the series' spread ``level_sd``: on 2 x 2-group panels of 16
+quarters, NUTS at target acceptance 0.8 diverged 24-55 times in 1,000 draws;
+integrated out, 4-9 times (0-1 at 0.95). The forecast draws the effects from
+their posterior first (recorded as the sampled form's ``*_z`` sites), then
+each series' initial state given them.
+
 Counts. For the negative-binomial likelihood (optionally zero-inflated) the
 states live on the log-mean scale and the innovation is ``log1p(y) -
 log1p(mean)``, a score-driven (observation-driven) update: the likelihood is
