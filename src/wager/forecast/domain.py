@@ -44,5 +44,6 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         seed=spec.inference.seed,
         batch=spec.batch,
         harmonics=spec.harmonics,
+        engine=spec.inference.engine,
     )
 

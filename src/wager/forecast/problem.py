@@ -32,9 +32,12 @@ NUTS_MAX_SERIES = 40
 BATCH_ABOVE, BATCH = 1000, 256
 """SVI mini-batches ``BATCH`` series per step when a panel has more than ``BATCH_ABOVE``."""
 MARGINAL_EFFECTS_MAX = 512
-"""The Normal likelihood integrates the group effects of the initial states' means out
-(``Layout.marginal_effects``) up to this many effects: one Cholesky factor of that
-size per gradient. Above it, or with mini-batches, they are sampled."""
+"""For NUTS, the Normal likelihood integrates the group effects of the initial states'
+means out (``Layout.marginal_effects``) up to this many effects: one Cholesky factor
+of that size per gradient. Above it, with mini-batches, or for SVI they are sampled.
+The two forms are the same model; integrating out removes a funnel NUTS diverges in,
+while for SVI it only costs time (tourism, 352 effects: 123 s against 63 s for three
+origins, the same CRPS), as the mean-field guide covers the effects either way."""
 QUANTILES = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
 PATH_DRAWS = 1000
 """Forecast paths are drawn from at most this many posterior draws (evenly thinned)."""
@@ -114,6 +117,8 @@ class ForecastProblem:
     seed: int = 0
     batch: int | None = None  # SVI series per step; None: BATCH when over BATCH_ABOVE series, else all
     harmonics: int = 0  # Fourier harmonics of the seasonal cycle; 0: seasonal states (wager.forecast.model)
+    engine: str = "auto"  # the engine asked for: NUTS gets the group effects integrated out (MARGINAL_EFFECTS_MAX)
+    sample_effects: bool = False  # sample the group effects even where they could be integrated out (to compare the forms)
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
@@ -136,7 +141,8 @@ class ForecastProblem:
             regressors=self.panel.regressors,
             harmonics=self.harmonics,
         )
-        marginal = self.likelihood == "normal" and self.svi_batch is None and layout.n_effects <= MARGINAL_EFFECTS_MAX
+        nuts = self.engine == "nuts" or (self.engine == "auto" and self.panel.n_series <= NUTS_MAX_SERIES)
+        marginal = nuts and not self.sample_effects and self.likelihood == "normal" and self.svi_batch is None and layout.n_effects <= MARGINAL_EFFECTS_MAX
         return replace(layout, marginal_effects=marginal)
 
     @cached_property
@@ -310,6 +316,7 @@ class ForecastProblem:
             "frequency": panel.freq,
             "period": panel.period,
             "seasonality": self.layout.seasonality(),
+            "group_effects": "integrated out" if self.layout.marginal_effects else "sampled",
             "likelihood": self.likelihood,
             "transform": self.transform,
             "transform_reason": self.transform_reason,
