@@ -54,9 +54,8 @@ Normal model is linear-Gaussian in the group effects of the initial level and
 season (or cycle) too, so for NUTS, with the whole panel in each step and at
 most ``MARGINAL_EFFECTS_MAX`` of them (``wager.forecast.problem``, which says
 why not for SVI), they are integrated out as well (``Layout.marginal_effects``,
-``marginal_effects``):
-the series' information about their prior means sums into one Gaussian over
-the effects, and inference samples only their spreads. Sampled, the effects
+``marginal_effects``): the series' information about their prior means sums
+into one Gaussian over the effects, and inference samples only their spreads. Sampled, the effects
 and the series' spread ``level_sd`` mix slowly: on six 2 x 2-group panels of 16
 quarters (``benchmarks/forecast_geometry.py``, 2 x 500 draws), NUTS at target
 acceptance 0.8 left a chain stuck (worst R-hat 2.28, smallest bulk ESS 3);
@@ -125,7 +124,7 @@ class Layout:
     transform: str = "log1p"  # log | log1p | identity (counts: identity)
     regressors: tuple[str, ...] = ()
     harmonics: int = 0
-    marginal_effects: bool = False  # integrate the group effects of the initial states' means out (Normal, whole panel)
+    marginal_effects: bool = False  # integrate the group effects of the initial states' means out (NUTS, Normal, whole panel)
 
     @property
     def fourier(self) -> bool:
@@ -382,7 +381,6 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
     n_init = layout.n_initial
     init_mean, init_sd, init_z = init
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
-    unit = dist.Normal(0.0, 1.0)
     terms = jnp.asarray(fourier_terms(layout.period, layout.harmonics, shift.shape[1])) if layout.fourier else None
     n_states = n_init - (0 if terms is None else terms.shape[1])  # initial values that are filter states
 
