@@ -35,7 +35,14 @@ scale, the log noise scale, the mean of the initial level and of the initial
 seasonal pattern) is a global mean plus one effect per level of each grouping
 column, ``mean + sum_g sd_g * z_g[level]`` (non-centred), so Region effects
 shrink toward zero within the State and Purpose effects, and a series with
-little data sits near what its place in the hierarchy implies.
+little data sits near what its place in the hierarchy implies. The effects on
+the smoothing parameters and the noise scale sum to zero within each column
+(``ZeroSumNormal``; each effect's prior variance is ``(levels - 1) / levels``
+of ``sd_g^2``), so ``mean`` is the average over the levels and cannot trade off
+against all the effects at once: with a few levels per column that trade-off
+is a ridge NUTS diverges on (``benchmarks/forecast_geometry.py``). The effects
+on the initial states' means stay independent Normals, which NUTS integrates
+out (below).
 
 Initial states. The innovations are affine in the initial state ``u`` (level,
 trend, m - 1 free seasonal states; the last makes the pattern sum to zero), so
@@ -55,16 +62,14 @@ season (or cycle) too, so for NUTS, with the whole panel in each step and at
 most ``MARGINAL_EFFECTS_MAX`` of them (``wager.forecast.problem``, which says
 why not for SVI), they are integrated out as well (``Layout.marginal_effects``,
 ``marginal_effects``): the series' information about their prior means sums
-into one Gaussian over the effects, and inference samples only their spreads. Sampled, the effects
-and the series' spread ``level_sd`` mix slowly: on six 2 x 2-group panels of 16
-quarters (``benchmarks/forecast_geometry.py``, 2 x 500 draws), NUTS at target
-acceptance 0.8 left a chain stuck (worst R-hat 2.28, smallest bulk ESS 3);
-integrated out, the worst R-hat was 1.017 and the smallest bulk ESS 296 (at
-0.95: 185 against 109). A few divergences remain in both forms, in the noise
-scales' hierarchy (the divergent draws sit at a low ``sigma_log_mean`` with
-wide group and series spreads). The forecast draws the effects from their
-posterior first (recorded as the sampled form's ``*_z`` sites), then each
-series' initial state given them.
+into one Gaussian over the effects, and inference samples only their spreads.
+Sampled, the effects and the series' spread ``level_sd`` form a funnel: on six
+2 x 2-group panels of 16 quarters (``benchmarks/forecast_geometry.py``, 2 x 500
+draws), NUTS at target acceptance 0.8 diverged 15-67 times per fit (smallest
+bulk ESS 63); integrated out, 2-6 times (smallest bulk ESS 298), and at 0.95
+once in six fits (sampled: 10 times in three). The forecast draws the effects
+from their posterior first (recorded as the sampled form's ``*_z`` sites),
+then each series' initial state given them.
 
 Counts. For the negative-binomial likelihood (optionally zero-inflated) the
 states live on the log-mean scale and the innovation is ``log1p(y) -
@@ -283,11 +288,13 @@ def forecast_model(
         """``sd_g``, the spread of ``name``'s effects within each grouping column."""
         return [numpyro.sample(f"{name}_{column}_sd", priors[sd_name].to_numpyro()) for column in layout.groups]
 
-    def pooled(name: str, mean: Any, sd_name: str, extra_shape: tuple[int, ...] = (), series_sd: str | None = None) -> Any:
-        """``mean + sum_g sd_g * z_g[level of series] (+ sd * z_series)``, shape ``(series, *extra_shape)``."""
+    def pooled(name: str, mean: Any, sd_name: str, extra_shape: tuple[int, ...] = (), series_sd: str | None = None, zero_sum: bool = False) -> Any:
+        """``mean + sum_g sd_g * z_g[level of series] (+ sd * z_series)``, shape ``(series, *extra_shape)``;
+        with ``zero_sum`` each ``z_g`` sums to zero over its levels."""
         total = jnp.broadcast_to(mean, (n_series, *extra_shape))
         for g, (column, n_levels, sd) in enumerate(zip(layout.groups, layout.levels, group_sds(name, sd_name))):
-            effect = numpyro.sample(f"{name}_{column}_z", dist.Normal(0.0, 1.0).expand((n_levels, *extra_shape)))
+            unit = dist.ZeroSumNormal(1.0, (n_levels, *extra_shape)) if zero_sum else dist.Normal(0.0, 1.0).expand((n_levels, *extra_shape))
+            effect = numpyro.sample(f"{name}_{column}_z", unit)
             total = total + sd * effect[groups[:, g]]
         if series_sd is not None:
             sd = numpyro.sample(f"{name}_series_sd", priors[series_sd].to_numpyro())
@@ -296,14 +303,14 @@ def forecast_model(
         return total
 
     logit = {
-        name: pooled(name, prior(f"{name}_logit"), "smoothing_group_sd")
+        name: pooled(name, prior(f"{name}_logit"), "smoothing_group_sd", zero_sum=True)
         for name in ("alpha", "beta", "phi") + (() if layout.fourier else ("gamma",))
     }
     alpha = _sigmoid(logit["alpha"])
     beta = alpha * _sigmoid(logit["beta"])
     gamma = jnp.zeros(n_series) if layout.fourier else (1.0 - alpha) * _sigmoid(logit["gamma"])  # no seasonal state to smooth
     phi = PHI_LOW + (PHI_HIGH - PHI_LOW) * _sigmoid(logit["phi"])
-    log_sigma = pooled("sigma", prior("sigma_log_mean"), "sigma_group_sd")
+    log_sigma = pooled("sigma", prior("sigma_log_mean"), "sigma_group_sd", zero_sum=True)
     sigma_series_sd = prior("sigma_series_sd")
 
     # the initial state's prior: mean from the hierarchy, series deviation sd
