@@ -161,6 +161,15 @@ def test_the_pooled_model_recovers_the_parameters_it_was_simulated_with(recovery
     assert abs(z) < 3, z
 
 
+def test_a_single_level_column_leaves_every_parameter_rateable():
+    """One series: its grouping column has one level. A zero-sum effect there would be
+    the constant 0, whose R-hat is undefined, and the gates would block every such fit."""
+    history, _ = simulate_panel({"store": 1}, n_time=20, seed=1)
+    result = forecast_panel(history, time="time", groups=["store"], value="value", horizon=2, engine="nuts", chains=2, warmup=100, draws=100, seed=1)
+    r_hat = next(g for g in result.gates.gates if g.name == "r_hat")
+    assert np.isfinite(r_hat.value) and r_hat.value < 1.2, r_hat
+
+
 def test_forecast_bands_are_calibrated_on_the_simulated_future(recovery):
     history, future, result = recovery
     truth = future.pivot_table(index=["region", "product"], columns="time", values="value")

@@ -37,7 +37,7 @@ column, ``mean + sum_g sd_g * z_g[level]`` (non-centred), so Region effects
 shrink toward zero within the State and Purpose effects, and a series with
 little data sits near what its place in the hierarchy implies. The effects on
 the smoothing parameters and the noise scale sum to zero within each column
-(``ZeroSumNormal``; each effect's prior variance is ``(levels - 1) / levels``
+of two or more levels (``ZeroSumNormal``; each effect's prior variance is ``(levels - 1) / levels``
 of ``sd_g^2``), so ``mean`` is the average over the levels and cannot trade off
 against all the effects at once: with a few levels per column that trade-off
 is a ridge NUTS diverges on (``benchmarks/forecast_geometry.py``). The effects
@@ -290,10 +290,11 @@ def forecast_model(
 
     def pooled(name: str, mean: Any, sd_name: str, extra_shape: tuple[int, ...] = (), series_sd: str | None = None, zero_sum: bool = False) -> Any:
         """``mean + sum_g sd_g * z_g[level of series] (+ sd * z_series)``, shape ``(series, *extra_shape)``;
-        with ``zero_sum`` each ``z_g`` sums to zero over its levels."""
+        with ``zero_sum`` each ``z_g`` of two or more levels sums to zero over them."""
         total = jnp.broadcast_to(mean, (n_series, *extra_shape))
         for g, (column, n_levels, sd) in enumerate(zip(layout.groups, layout.levels, group_sds(name, sd_name))):
-            unit = dist.ZeroSumNormal(1.0, (n_levels, *extra_shape)) if zero_sum else dist.Normal(0.0, 1.0).expand((n_levels, *extra_shape))
+            # one level: a zero-sum effect would be a constant 0, which R-hat cannot rate
+            unit = dist.ZeroSumNormal(1.0, (n_levels, *extra_shape)) if zero_sum and n_levels > 1 else dist.Normal(0.0, 1.0).expand((n_levels, *extra_shape))
             effect = numpyro.sample(f"{name}_{column}_z", unit)
             total = total + sd * effect[groups[:, g]]
         if series_sd is not None:
