@@ -161,6 +161,35 @@ def test_the_pooled_model_recovers_the_parameters_it_was_simulated_with(recovery
     assert abs(z) < 3, z
 
 
+@pytest.mark.parametrize(
+    "engine, likelihood, groups, sample_effects, integrated",
+    [
+        ("auto", "normal", {"region": 2, "product": 2}, False, True),  # 4 series: auto runs NUTS
+        ("nuts", "normal", {"region": 2, "product": 2}, False, True),
+        ("vi", "normal", {"region": 2, "product": 2}, False, False),  # SVI keeps them sampled (the cost)
+        ("auto", "normal", {"region": 7, "product": 6}, False, False),  # 42 series: auto runs SVI
+        ("nuts", "student_t", {"region": 2, "product": 2}, False, False),  # only the Normal integrates
+        ("nuts", "normal", {"region": 2, "product": 2}, True, False),
+    ],
+)
+def test_the_group_effects_are_integrated_out_where_nuts_runs_the_normal_likelihood(engine, likelihood, groups, sample_effects, integrated):
+    """The choice of form, and the record saying which ran. Nothing is fitted: the
+    outcome is read off placeholder paths."""
+    from dataclasses import replace
+
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+
+    history, _ = simulate_panel(groups, n_time=12, seed=0)
+    spec = ForecastSpec(
+        data={"time": "time", "group": list(groups), "value": "value"}, horizon=2, likelihood=likelihood, inference={"engine": engine},
+    )
+    problem = replace(prepare(spec, frame=history), sample_effects=sample_effects)
+    assert problem.layout.marginal_effects is integrated
+    summary = problem.outcome(np.ones((10, problem.panel.n_series, 2))).summary
+    assert summary["group_effects"] == ("integrated out" if integrated else "sampled")
+
+
 def test_a_single_level_column_leaves_every_parameter_rateable():
     """One series: its grouping column has one level. A zero-sum effect there would be
     the constant 0, whose R-hat is undefined, and the gates would block every such fit."""

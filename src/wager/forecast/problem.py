@@ -141,9 +141,17 @@ class ForecastProblem:
             regressors=self.panel.regressors,
             harmonics=self.harmonics,
         )
-        nuts = self.engine == "nuts" or (self.engine == "auto" and self.panel.n_series <= NUTS_MAX_SERIES)
+        nuts = self.engine == "nuts" or (self.engine == "auto" and self.vi_reason is None)
         marginal = nuts and not self.sample_effects and self.likelihood == "normal" and self.svi_batch is None and layout.n_effects <= MARGINAL_EFFECTS_MAX
         return replace(layout, marginal_effects=marginal)
+
+    @property
+    def vi_reason(self) -> str | None:
+        """Why ``engine="auto"`` runs SVI on this panel, or ``None`` where it runs NUTS."""
+        n = self.panel.n_series
+        if n <= NUTS_MAX_SERIES:
+            return None
+        return f"{n} series (> {NUTS_MAX_SERIES}): NUTS over this many series' parameters takes too long, so SVI, gated by PSIS Pareto-k"
 
     @cached_property
     def svi_batch(self) -> int | None:
@@ -192,21 +200,15 @@ class ForecastProblem:
 
     @cached_property
     def model(self) -> Model:
-        n = self.panel.n_series
-        vi_reason = None
-        if n > NUTS_MAX_SERIES:
-            vi_reason = (
-                f"{n} series (> {NUTS_MAX_SERIES}): NUTS over this many series' parameters takes too long, "
-                "so SVI, gated by PSIS Pareto-k"
-            )
         data = self.arrays()
         if self.svi_batch is not None:
             data["batch"] = int(self.svi_batch)  # NUTS refuses a subsampled plate: mini-batching is for SVI only
         return Model(
-            name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="1",
-            vi_reason=vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
+            # version 2: zero-sum effects on the smoothing rates and the noise scale
+            name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="2",
+            vi_reason=self.vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
             # NUTS asked for on a large panel: from a unit mass matrix its warmup runs at the tree-depth limit
-            nuts_init="vi" if n > NUTS_MAX_SERIES else "uniform",
+            nuts_init="uniform" if self.vi_reason is None else "vi",
         )
 
     # --- validation (``wager validate``) ------------------------------------------
