@@ -36,13 +36,17 @@ Methods:
   over all series (``n_jobs`` = ``--workers``, at most 2), levels 80 and 95;
   the predictive is the Normal with the forecast mean and sd = (hi95 - lo95)
   / (2 x 1.96).
+* AutoETS + MinT: the same AutoETS on every series of the hierarchy (425 with
+  the totals by country, state, purpose, region and state x purpose),
+  reconciled by hierarchicalforecast's MinT with a shrinkage covariance; the
+  reconciled Normal of each bottom series.
 * Prophet: one model per series with its defaults (future dates
   ``freq="QS"``), its 1,000 ``predictive_samples``; series fitted on a
   process pool of ``--workers``.
 * wager: ``wager.forecast.forecast_panel`` on the long table, one call per
   origin, once per engine of ``--wager-engines`` (vi, nuts).
 
-    ../.venv-bench/bin/python forecast.py [--methods snaive,autoets,prophet,wager] [--json out.json] [--doc ../docs/benchmarks.md]
+    ../.venv-bench/bin/python forecast.py [--methods snaive,autoets,mint,prophet,wager] [--json out.json] [--doc ../docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -291,6 +295,41 @@ def auto_ets(past: History, settings: Settings) -> NormalPredictive:
     return NormalPredictive(mean, sd)
 
 
+HIERARCHY = [["Country"], ["Country", "State"], ["Country", "Purpose"], ["Country", "State", "Region"], ["Country", "State", "Purpose"], ["Country", "State", "Region", "Purpose"]]
+"""The tourism hierarchy's levels, as hierarchicalforecast's ``aggregate`` names them (the
+tidyverts book's: country, states, purposes, regions, state x purpose, and the series)."""
+
+
+def auto_ets_mint(past: History, settings: Settings) -> NormalPredictive:
+    """AutoETS on all 425 series of the hierarchy, reconciled by MinT (shrinkage covariance
+    of the in-sample one-step errors); the Normal predictive of the series at the bottom."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+    from hierarchicalforecast.methods import MinTrace
+    from hierarchicalforecast.utils import aggregate
+    from scipy.stats import norm
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    frame = past.frame.dropna(subset=["Trips"]).assign(Country="Australia").rename(columns={"Quarter": "ds", "Trips": "y"})
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    y, s, tags = aggregate(frame[["Country", *KEYS, "ds", "y"]], HIERARCHY)
+    model = StatsForecast(models=[AutoETS(season_length=SEASON)], freq="QS", n_jobs=min(settings.workers, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = model.forecast(df=y, h=HORIZON, fitted=True, level=[95])
+        reconciled = HierarchicalReconciliation([MinTrace(method="mint_shrink")]).reconcile(
+            Y_hat_df=base, Y_df=model.forecast_fitted_values(), S_df=s, tags=tags, level=[95], intervals_method="normality",
+        )
+    ids = ["/".join(["Australia", *map(str, row)]) for row in past.keys[["State", "Region", "Purpose"]].itertuples(index=False)]
+    wide = reconciled.pivot(index="unique_id", columns="ds").reindex(ids)
+    column = "AutoETS/MinTrace_method-mint_shrink"
+    if wide[column].isna().any().any():
+        raise ValueError("AutoETS + MinT: some series got no forecast")
+    sd = (wide[f"{column}-hi-95"].to_numpy() - wide[f"{column}-lo-95"].to_numpy()) / (2 * norm.ppf(0.975))
+    settings.tick(len(ids))
+    return NormalPredictive(wide[column].to_numpy(), sd)
+
+
 def _quiet_prophet() -> None:
     """Silence cmdstanpy's and Prophet's logging (and, in a worker, Prophet's pandas warnings)."""
     for name in ("cmdstanpy", "prophet"):
@@ -371,11 +410,17 @@ def methods(names: list[str], wager_engines: list[str], workers: int) -> list[Me
         f"statsforecast `AutoETS(season_length=4)`, one `StatsForecast(n_jobs={min(workers, 2)})` over all series; "
         "Normal predictive with the forecast mean and sd = (hi95 - lo95) / (2 x 1.96)"
     )
+    mint = (
+        "statsforecast `AutoETS(season_length=4)` on all 425 series of the hierarchy (Australia, states, purposes, regions, "
+        "state x purpose, and the 304 series), reconciled by hierarchicalforecast's `MinTrace(method='mint_shrink')` "
+        "(Wickramasuriya, Athanasopoulos & Hyndman 2019), intervals by its `normality` method; Normal predictive at the bottom level"
+    )
     prophet_text = f"one `Prophet()` per series with its defaults, its {DRAWS} `predictive_samples`; series fitted on {workers} worker processes"
     wager_text = "`wager.forecast.forecast_panel` on the long table (groups State, Region, Purpose), engine `{}`, one call per origin"
     known = {
         "snaive": [Method("seasonal naive", seasonal_naive, (), snaive)],
         "autoets": [Method("AutoETS", auto_ets, ("statsforecast", "statsforecast.models"), ets)],
+        "mint": [Method("AutoETS + MinT", auto_ets_mint, ("statsforecast", "hierarchicalforecast.methods"), mint)],
         "prophet": [Method("Prophet", prophet, ("prophet",), prophet_text)],
         "wager": [Method(WAGER_ENGINES.get(e, e), wager_method(e), ("wager.forecast",), wager_text.format(e) + (f" ({NUTS_SETTINGS['chains']} chains x {NUTS_SETTINGS['warmup']} warmup + {NUTS_SETTINGS['draws']} draws, vectorised, target_accept 0.9, warm-started from ADVI: {FORECAST_VI_STEPS} Adam steps, chains starting at guide draws, the first mass matrix the guide's variances)" if e == "nuts" else f" ({FORECAST_VI_STEPS} Adam steps, 4000 draws)")) for e in wager_engines],
     }
@@ -463,7 +508,7 @@ def targets(name: str, results: dict[str, dict]) -> list[tuple[str, str, str]]:
 
 
 def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins: tuple[int, ...], seed: int, workers: int) -> str:
-    packages = ["wager", "numpy", "pandas", "scipy", "jax", "numpyro", "statsforecast", "prophet", "cmdstanpy"]
+    packages = ["wager", "numpy", "pandas", "scipy", "jax", "numpyro", "statsforecast", "hierarchicalforecast", "prophet", "cmdstanpy"]
     tests = ", ".join(f"{quarter_label(panel.quarters[n])}-{quarter_label(panel.quarters[n + HORIZON - 1])}" for n in origins)
     lines = [
         f"Measured {now()} on {machine()}; {', '.join(versions(packages))}. Seed {seed}, {workers} workers.",
@@ -534,7 +579,7 @@ def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the tourism CSV (Quarter, Region, State, Purpose, Trips)")
-    parser.add_argument("--methods", default="snaive,autoets,prophet,wager", help="comma-separated: snaive, autoets, prophet, wager")
+    parser.add_argument("--methods", default="snaive,autoets,mint,prophet,wager", help="comma-separated: snaive, autoets, mint, prophet, wager")
     parser.add_argument("--wager-engines", default="vi", help="comma-separated: vi, nuts (each its own row)")
     parser.add_argument("--origins", default=",".join(map(str, ORIGINS)), help="training lengths in quarters")
     parser.add_argument("--seed", type=int, default=1)

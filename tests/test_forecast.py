@@ -347,13 +347,15 @@ BAD = [
     (["--likelihood", "negbin", "--value", "signed"], ["data.value", "count likelihood needs values >= 0"]),
     (["--group", "region"], ["data.time", "more than one row"]),
     (["--data", "irregular.csv"], ["data.time", "not on a regular grid"]),
+    (["--common-levels", "sideways"], ["common_levels", "'auto', 'on' or 'off'"]),
+    (["--common-levels", "on", "--likelihood", "negbin", "--value", "whole"], ["common_levels", "normal and student_t"]),
 ]
 
 
 @pytest.mark.parametrize("change, fragments", BAD)
 def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragments):
     folder, path, history = panel_csv
-    history = history.assign(signed=np.where(np.arange(len(history)) == 3, -1.0, 2.0))
+    history = history.assign(signed=np.where(np.arange(len(history)) == 3, -1.0, 2.0), whole=history["value"].round())
     history.to_csv(path, index=False)
     irregular = history.copy()
     irregular.loc[irregular["time"] == irregular["time"].max(), "time"] = pd.Timestamp("2013-12-17")

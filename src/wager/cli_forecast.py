@@ -25,6 +25,7 @@ def forecast_command(
     fourier: Optional[int] = typer.Option(None, "--fourier", help="Model the seasonal cycle with K Fourier harmonics (1 <= K <= period / 2) instead of seasonal states."),
     likelihood: str = typer.Option("normal", "--likelihood", help="normal or student_t (transformed scale); negbin or zinb (counts)."),
     transform: str = typer.Option("auto", "--transform", help="auto, log, log1p or identity."),
+    common_levels: str = typer.Option("auto", "--common-levels", help="auto, on or off: a level and trend shared by each group's series (auto: on above 40 series)."),
     regressors: str = typer.Option("", "--regressors", help="Regressor columns, comma-separated (values needed over the forecast window too)."),
     events: Optional[Path] = typer.Option(None, "--events", help="Events table: time, event[, grouping columns]."),
     under: Optional[float] = typer.Option(None, "--under", help="Newsvendor: cost per unit of unmet demand (with --over)."),
@@ -74,6 +75,7 @@ def forecast_command(
             "seasonality": "states" if fourier is None else {"fourier": fourier},
             "likelihood": likelihood,
             "transform": transform,
+            "common_levels": common_levels,
             "decision": decision,
             "inference": {k: v for k, v in inference.items() if v is not None},
         }

@@ -45,11 +45,13 @@ def forecast_panel(
     transform: str = "auto",
     period: float | None = None,
     seasonality: Any = "states",
+    common_levels: str = "auto",
     progress: Any = None,
     **inference: Any,
 ) -> ForecastResult:
     """Fit the panel model to a long table and draw forecast sample paths.
-    ``seasonality``: ``"states"`` or ``{"fourier": K}`` (see ``wager.forecast.spec``)."""
+    ``seasonality``: ``"states"`` or ``{"fourier": K}``; ``common_levels``: ``"auto"``,
+    ``"on"`` or ``"off"`` (see ``wager.forecast.spec``)."""
     from wager.forecast.domain import prepare
     from wager.forecast.spec import ForecastSpec
     from wager.kernel.gates import check
@@ -62,6 +64,7 @@ def forecast_panel(
         seasonality=seasonality,
         likelihood=likelihood,
         transform=transform,
+        common_levels=common_levels,
         inference={"engine": engine, "seed": seed, **inference},
     )
     problem = prepare(spec, frame=frame)

@@ -45,5 +45,6 @@ def prepare(spec: ForecastSpec, base_dir: Path | None = None, frame: Any = None,
         batch=spec.batch,
         harmonics=spec.harmonics,
         engine=spec.inference.engine,
+        common_levels=spec.common_levels,
     )
 

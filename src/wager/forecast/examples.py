@@ -34,6 +34,9 @@ class Truth:
     season_sd: float = 0.05
     smoothing_group_sd: float = 0.2
     sigma_group_sd: float = 0.2
+    common_gain: dict[str, float] = field(default_factory=dict)  # per grouping column; none: no common levels
+    common_trend_share: float = 0.0
+    common_phi: float = 0.9
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -77,14 +80,25 @@ def simulate_panel(
     season3 = pooled(0.0, truth.season_group_sd, (period - 1,)) + np.asarray(truth.season_mean) + truth.season_sd * rng.normal(size=(n, period - 1))
     season = np.concatenate([season3, -season3.sum(axis=1, keepdims=True)], axis=1)  # s for times 0..m-1
 
+    # common levels and trends: one pair per level of each column named in truth.common_gain,
+    # moved by the 1/sigma^2-weighted mean innovation of its series (wager.forecast.model)
+    common = {name: np.zeros((groups[name], 2)) for name in truth.common_gain}
+    weight = sigma**-2
+
     total = n_time + horizon
     z = np.empty((n, total))
     for t in range(total):
         e = sigma * rng.normal(size=n)
-        z[:, t] = level + phi * trend + season[:, 0] + e
+        shared = sum((c[:, 0] + truth.common_phi * c[:, 1])[cells[:, names.index(name)]] for name, c in common.items())
+        z[:, t] = level + phi * trend + season[:, 0] + shared + e
         level = level + phi * trend + alpha * e
         trend = phi * trend + beta * e
         season = np.concatenate([season[:, 1:], (season[:, 0] + gamma * e)[:, None]], axis=1)
+        for name, c in common.items():
+            column = cells[:, names.index(name)]
+            mean = np.bincount(column, weight * e, groups[name]) / np.bincount(column, weight, groups[name])
+            gain = truth.common_gain[name]
+            common[name] = np.column_stack([c[:, 0] + truth.common_phi * c[:, 1] + gain * mean, truth.common_phi * c[:, 1] + gain * truth.common_trend_share * mean])
     values = np.exp(center + scale * z)
 
     times = pd.date_range(start, periods=total, freq=freq)

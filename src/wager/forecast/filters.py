@@ -9,7 +9,10 @@ docstring gives the equations) over a panel.
 * ``explicit_filter_t`` and ``explicit_filter_counts``: the filter from a given
   initial state, with the Student-t and (zero-inflated) negative-binomial
   log-likelihoods;
-* ``simulate_gaussian`` and ``simulate_counts``: forecast paths from a final state.
+* ``explicit_filter_common``: the whole panel's filter with common levels and
+  trends shared by the series of each group (Normal or Student-t);
+* ``simulate_gaussian``, ``simulate_common`` and ``simulate_counts``: forecast
+  paths from a final state.
 
 Each is jitted once per process through ``compiled``.
 """
@@ -49,6 +52,7 @@ def compiled(fn: Any, *static: str) -> Any:
 
         if not _COMPILED:
             jax.tree_util.register_dataclass(Smoothing, data_fields=["alpha", "beta", "gamma", "phi"], meta_fields=["period"])
+            jax.tree_util.register_dataclass(Common, data_fields=["index", "gain", "phi"], meta_fields=[])
         _COMPILED[fn.__name__] = jax.jit(fn, static_argnames=static)
     return _COMPILED[fn.__name__]
 
@@ -309,3 +313,86 @@ def simulate_counts(key, state, params: Smoothing, shift, center, concentration,
 
     _, y = jax.lax.scan(step, state, (shift.T, keys))
     return y.T
+
+
+
+@dataclass(frozen=True)
+class Common:
+    """The common levels and trends: one pair per level of each grouping column.
+
+    ``index`` ``(series, columns)``: each series' row in the stacked common states,
+    one per column; ``gain`` ``(common states, 2)``: how far each common level and
+    trend moves per unit of its series' mean innovation; ``phi``: the common trends' damping.
+    """
+
+    index: Any
+    gain: Any
+    phi: Any
+
+
+def _common_offset(common: Any, c: Common) -> Any:
+    """Each series' share of the common states' prediction ``level + phi trend``, summed over its columns."""
+    return (common[:, 0] + c.phi * common[:, 1])[c.index].sum(axis=1)
+
+
+def _common_update(common: Any, e: Any, weight: Any, c: Common) -> Any:
+    """The common states after the innovations ``e``: each level and trend moves by its
+    gain times the ``weight``-ed mean innovation of its series (``weight`` 0: unobserved)."""
+    import jax.numpy as jnp
+
+    n = c.gain.shape[0]
+    sums = jnp.zeros(n).at[c.index].add(jnp.broadcast_to((weight * e)[:, None], c.index.shape))
+    weights = jnp.zeros(n).at[c.index].add(jnp.broadcast_to(weight[:, None], c.index.shape))
+    mean = jnp.where(weights > 0, sums / jnp.where(weights > 0, weights, 1.0), 0.0)
+    level = common[:, 0] + c.phi * common[:, 1]
+    trend = c.phi * common[:, 1]
+    return jnp.stack([level, trend], axis=1) + c.gain * mean[:, None]
+
+
+def explicit_filter_common(z, mask, shift, params: Smoothing, u, sigma, df, common: Common, end=None) -> tuple[Any, Any, Any]:
+    """The filter with common levels and trends, from a given initial state (the common
+    states start at 0: the series' initial levels carry where each series starts).
+
+    Each step predicts every series from its own state plus its groups' common states,
+    takes the innovations, advances the series' states, then moves each common state by
+    its gains times the precision-weighted mean innovation (weights ``1 / sigma^2``) of
+    the observed series in its group. Normal (``df`` None) or Student-t log-likelihood
+    per series; the series' states and the common states after ``end`` steps."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+
+    state0 = u @ jnp.asarray(initial_map(params.period)).T
+    common0 = jnp.zeros(common.gain.shape)
+    noise = dist.Normal(0.0, sigma) if df is None else dist.StudentT(df, 0.0, sigma)
+    precision = sigma**-2
+
+    def step(carry, inputs):
+        state, shared, kept, kept_shared, ll = carry
+        zt, mt, st, t = inputs
+        e = (zt - st - _common_offset(shared, common) - _prediction(state, params.phi)) * mt
+        ll = ll + mt * noise.log_prob(e)
+        state = _advance(state, e, params)
+        shared = _common_update(shared, e, mt * precision, common)
+        return (state, shared, _kept(t, end, state, kept), _kept(t, end, shared, kept_shared), ll), None
+
+    carry = (state0, common0, state0, common0, jnp.zeros(z.shape[0]))
+    (_, _, state, shared, ll), _ = jax.lax.scan(step, carry, (z.T, mask.T, shift.T, jnp.arange(z.shape[1])), unroll=UNROLL)
+    return state, shared, ll
+
+
+def simulate_common(state, shared, params: Smoothing, shift, noise, sigma, common: Common) -> Any:
+    """Paths ``(series, horizon)`` of the model with common states, from its final series
+    and common states and each series' noise (every series observed, weights ``1 / sigma^2``)."""
+    import jax
+
+    precision = sigma**-2
+
+    def step(carry, inputs):
+        state, shared = carry
+        st, e = inputs
+        z = st + _common_offset(shared, common) + _prediction(state, params.phi) + e
+        return (_advance(state, e, params), _common_update(shared, e, precision, common)), z
+
+    _, z = jax.lax.scan(step, (state, shared), (shift.T, noise.T))
+    return z.T

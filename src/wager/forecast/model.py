@@ -71,6 +71,31 @@ once in six fits (sampled: 10 times in three). The forecast draws the effects
 from their posterior first (recorded as the sampled form's ``*_z`` sites),
 then each series' initial state given them.
 
+Common levels (``Layout.common``). The pooling above shares the series'
+parameters, not their movements: each series finds out on its own, one noisy
+period at a time, that trips to every region of a state fell. With common
+states, each level of each grouping column (each state, region and purpose)
+carries a level ``c`` and a damped trend ``d`` that its series share, a vector
+innovations model in the sense of Hyndman et al. (2008, ch. 17)::
+
+    prediction   mu_it = (series' own, as above) + sum_g (c_gt + phi_c d_gt)   over i's groups g
+    common       c_g,t+1 = c_gt + phi_c d_gt + kappa_g ebar_gt
+                 d_g,t+1 = phi_c d_gt + kappa_g beta_g ebar_gt
+
+where ``ebar_gt`` is the mean innovation of the observed series in group ``g``,
+weighted by ``1 / sigma_i^2`` (the most precise estimate of a shared movement
+from series of unequal noise), ``kappa_g`` and ``beta_g`` are one gain and one
+trend share per grouping column, and the common states start at 0 (each
+series' initial level carries where it starts). The innovations are still each
+period's one-step errors, so the likelihood is one pass over the panel; but each
+series' innovations now depend on every other series' initial states, so the
+per-series closed form no longer applies and the initial states are sampled
+(non-centred), as for Student-t. The forecast simulates every series' noise and
+feeds the groups' mean back into their common states, so the paths of a group
+move together. On tourism (304 series, three origins) the common states took
+scaled CRPS from 0.1355 to 0.127 and MASE from 0.941 to 0.90
+(``benchmarks/forecast.py``).
+
 Counts. For the negative-binomial likelihood (optionally zero-inflated) the
 states live on the log-mean scale and the innovation is ``log1p(y) -
 log1p(mean)``, a score-driven (observation-driven) update: the likelihood is
@@ -99,13 +124,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from wager.forecast.filters import (
+    Common,
     Smoothing,
     affine_filter,
     compiled,
+    explicit_filter_common,
     explicit_filter_counts,
     explicit_filter_t,
     marginal_effects,
     marginal_normal,
+    simulate_common,
     simulate_counts,
     simulate_gaussian,
     solve_upper,
@@ -130,6 +158,7 @@ class Layout:
     regressors: tuple[str, ...] = ()
     harmonics: int = 0
     marginal_effects: bool = False  # integrate the group effects of the initial states' means out (NUTS, Normal, whole panel)
+    common: bool = False  # a common level and trend per level of each grouping column (whole panel, initial states sampled)
 
     @property
     def fourier(self) -> bool:
@@ -236,6 +265,10 @@ def default_priors(layout: Layout) -> dict[str, Prior]:
         priors["fourier_sd"] = p("half_normal", "Series' cycles differ from their groups' by about half a panel standard deviation (coefficient sd 0.5/sqrt(K)).", scale=0.5 * tau)
     if layout.regressors:
         priors["coef"] = p("normal", "A regressor moves the standardised series by at most about one unit per unit.", loc=0.0, scale=1.0)
+    if layout.common:
+        priors["common_alpha_logit"] = p("normal", "A group's common level moves by about a fifth of its series' mean innovation (logit -1.5), anywhere from 1% to 80% plausible.", loc=-1.5, scale=1.5)
+        priors["common_beta_logit"] = p("normal", "A group's common trend moves by a small share of its level's gain (logit -2: 12%); shared growth changes slowly.", loc=-2.0, scale=1.0)
+        priors["common_phi_logit"] = p("normal", "Damping of the common trends spread across (0.8, 0.98), as for the series' own.", loc=0.0, scale=1.5)
     if layout.likelihood == "student_t":
         priors["df"] = p("gamma", "Gamma(2, 0.1) on the degrees of freedom: heavy tails possible, Normal-like allowed (Juarez & Steel 2010).", shape=2.0, rate=0.1)
     if layout.counts:
@@ -351,13 +384,17 @@ def forecast_model(
     unit = dist.Normal(0.0, 1.0)
     with numpyro.plate("series", n_series):
         sigma = jnp.exp(log_sigma + sigma_series_sd * numpyro.sample("sigma_series_z", unit))
-        init_z = None if layout.likelihood == "normal" else numpyro.sample("init_z", unit.expand((layout.n_initial,)).to_event(1))
+        init_z = None if layout.likelihood == "normal" and not layout.common else numpyro.sample("init_z", unit.expand((layout.n_initial,)).to_event(1))
 
     params = Smoothing(alpha, beta, gamma, phi, layout.seasonal_states)
     if horizon > 0:  # forecast mode (Predictive): the per-series parameters, for reports and checks
         for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("phi", phi), ("sigma", sigma)):
             numpyro.deterministic(name, v)
     z, mask = jnp.asarray(z), jnp.asarray(mask)
+    if layout.common:  # the common states tie every series together: one filter over the whole panel
+        common = _common_states(groups, layout, priors)
+        _common_likelihood(z, mask, shift, params, sigma, (init_mean, init_sd, init_z), extra, common, layout, horizon, standard, end)
+        return
     if effects is not None:  # the effects tie every series together: one likelihood of the whole panel
         _panel_likelihood(z, mask, shift, params, sigma, (init_mean, init_sd), effects, layout, horizon, standard, end)
         return
@@ -390,7 +427,6 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
     init_mean, init_sd, init_z = init
     init_var = jnp.broadcast_to(init_sd**2, (n_series, n_init))
     terms = jnp.asarray(fourier_terms(layout.period, layout.harmonics, shift.shape[1])) if layout.fourier else None
-    n_states = n_init - (0 if terms is None else terms.shape[1])  # initial values that are filter states
 
     def window(v: Any) -> Any:
         return jax.lax.dynamic_slice_in_dim(v, end, horizon, axis=v.ndim - 1)
@@ -403,10 +439,7 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
             _gaussian_paths((a, A), (post_mean, post_chol), shift, terms, params, sigma, layout, horizon, standard, end)
         return
 
-    u = init_mean + jnp.sqrt(init_var) * init_z
-    if terms is not None:  # the sampled cycle is a known shift of each series' predictions
-        shift = shift + u[:, n_states:] @ terms.T
-        u = u[:, :n_states]
+    u, shift = _sampled_initial(init_mean + jnp.sqrt(init_var) * init_z, shift, terms)
     past = shift[:, :n_time]
     future = window(shift) if horizon > 0 else None
     if layout.likelihood == "student_t":
@@ -426,6 +459,60 @@ def _series_likelihood(z, mask, shift, params, sigma, init, extra, layout: Layou
         key = numpyro.prng_key()
         paths = compiled(simulate_counts, "horizon")(key, state, params, future, standard[0], concentration, zero, horizon)
         numpyro.deterministic("paths", paths)
+
+
+def _sampled_initial(u, shift, terms) -> tuple[Any, Any]:
+    """Sampled initial values ``u``: with Fourier ``terms`` their last ``2K`` are the
+    cycle's coefficients, a known shift of each series' predictions, so they move
+    into ``shift`` and the filter's initial states are the rest."""
+    if terms is None:
+        return u, shift
+    n_states = u.shape[1] - terms.shape[1]
+    return u[:, :n_states], shift + u[:, n_states:] @ terms.T
+
+
+def _common_states(groups, layout: Layout, priors: Mapping[str, Prior]) -> Common:
+    """The common states' gains, one level gain and trend share per grouping column, and their damping."""
+    import jax.numpy as jnp
+    import numpyro
+
+    def gain(name: str, column: str) -> Any:
+        return _sigmoid(numpyro.sample(f"common_{name}_{column}_logit", priors[f"common_{name}_logit"].to_numpyro()))
+
+    gains = []
+    for column, n_levels in zip(layout.groups, layout.levels):
+        alpha = gain("alpha", column)
+        gains.append(jnp.broadcast_to(jnp.stack([alpha, alpha * gain("beta", column)]), (n_levels, 2)))
+    phi = PHI_LOW + (PHI_HIGH - PHI_LOW) * _sigmoid(numpyro.sample("common_phi_logit", priors["common_phi_logit"].to_numpyro()))
+    index = jnp.asarray(groups) + jnp.asarray(np.cumsum((0, *layout.levels[:-1])))
+    return Common(index, jnp.concatenate(gains), phi)
+
+
+def _common_likelihood(z, mask, shift, params, sigma, init, extra, common: Common, layout: Layout, horizon: int, standard, end) -> None:
+    """The likelihood (and, with ``horizon > 0``, the forecast paths) of the panel with
+    common states: one filter over every series, whose initial states are sampled
+    (the common states couple their innovations, so the per-series closed form does
+    not apply). With Fourier seasonality the sampled cycle is a known shift, as for Student-t."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    n_series, n_time = z.shape
+    init_mean, init_sd, init_z = init
+    terms = jnp.asarray(fourier_terms(layout.period, layout.harmonics, shift.shape[1])) if layout.fourier else None
+    u, shift = _sampled_initial(init_mean + init_sd * init_z, shift, terms)
+    df = extra if layout.likelihood == "student_t" else None
+    state, shared, loglik = compiled(explicit_filter_common)(z, mask, shift[:, :n_time], params, u, sigma, df, common, end)
+    numpyro.factor("loglik", loglik.sum())
+    if horizon == 0:
+        return
+    unit = dist.Normal(0.0, 1.0) if df is None else dist.StudentT(df)
+    with numpyro.plate("series_data", n_series):
+        noise = numpyro.sample("future_noise", unit.expand((horizon,)).to_event(1))
+    future = jax.lax.dynamic_slice_in_dim(shift, end, horizon, axis=1)
+    paths = compiled(simulate_common)(state, shared, params, future, sigma[:, None] * noise, sigma, common)
+    numpyro.deterministic("paths", back_transform(paths, layout, standard))
 
 
 def _panel_likelihood(z, mask, shift, params, sigma, init, effects, layout: Layout, horizon: int, standard, end) -> None:

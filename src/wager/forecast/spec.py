@@ -17,6 +17,7 @@ what a forecast is for (orders, capacity).
     seasonality: states        # states (a seasonal state per period) | {fourier: K} (K harmonics; a period may be fractional: 365.25, 52.18)
     likelihood: normal         # normal | student_t (transformed scale) | negbin | zinb (counts)
     transform: auto            # auto | log | log1p | identity
+    common_levels: auto        # auto | on | off: a level and trend shared by each group's series (auto: on above 40 series)
     priors: {}                 # overrides of the documented defaults, by name
     decision:
       newsvendor: {under: 3, over: 1}
@@ -27,6 +28,13 @@ the cycle: right for quarters and months. ``{fourier: K}`` models the cycle as
 ``K`` sine-cosine pairs of the period instead (``1 <= K <= period / 2``), which
 weekly and daily panels with a yearly cycle need (``period: 52.18`` weeks or
 ``365.25`` days); a fractional period is refused with ``states``.
+
+Common levels. ``on`` adds, for each level of each grouping column (each state,
+each purpose), a level and a damped trend its series share, moved each period by
+the precision-weighted mean of its series' innovations: a movement seen across a
+group is picked up from all of its series at once, not one noisy series at a time.
+``auto`` (the default) turns them on for panels of more than 40 series (fitted by
+SVI) with the normal or student_t likelihood; see ``wager.forecast.problem``.
 """
 
 from __future__ import annotations
@@ -112,6 +120,7 @@ class ForecastSpec(BaseModel):
     seasonality: Union[Literal["states"], FourierSeasonality] = "states"
     likelihood: Literal["normal", "student_t", "negbin", "zinb"] = "normal"
     transform: Literal["auto", "log", "log1p", "identity"] = "auto"
+    common_levels: Literal["auto", "on", "off"] = "auto"
     priors: dict[str, Prior] = Field(default_factory=dict)
     batch: Optional[int] = Field(default=None, ge=1, description="SVI series per step (default: 256 above 1000 series, else all)")
     decision: ForecastDecision = Field(default_factory=ForecastDecision)
