@@ -14,6 +14,7 @@ from wager.forecast import forecast_panel
 from wager.forecast.decide import capacity, newsvendor, newsvendor_cost
 from wager.forecast.examples import Truth, simulate_panel
 from cli_helpers import assert_refused, invoke
+from forecast_helpers import crps
 
 
 
@@ -22,14 +23,6 @@ def _float64():
     from wager.kernel.nuts import configure_jax
 
     configure_jax()
-
-
-def crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """CRPS of a sample predictive (Gneiting & Raftery 2007, eq. 20, sorted form)."""
-    s = np.sort(samples, axis=0)
-    n = s.shape[0]
-    i = np.arange(1, n + 1).reshape((-1,) + (1,) * (s.ndim - 1))
-    return np.mean(np.abs(s - obs[None]), axis=0) - np.sum((2 * i - n - 1) * s, axis=0) / n**2
 
 
 # --- the filter's algebra ---------------------------------------------------------
@@ -228,11 +221,22 @@ def test_pooling_beats_independent_fits_on_short_series():
     assert pooled_crps < np.mean(alone), (pooled_crps, np.mean(alone))
 
 
-def test_a_series_with_no_history_gets_a_finite_forecast_with_wider_bands():
-    history, _ = simulate_panel({"region": 3, "product": 3}, n_time=24, seed=8)
+@pytest.mark.parametrize(
+    "products, truth, common",
+    [
+        (3, Truth(), False),  # 9 series
+        (12, Truth(common_gain={"region": 0.5, "product": 0.3}, common_trend_share=0.2), True),  # 36 series, common levels on
+    ],
+)
+def test_a_series_with_no_history_gets_a_finite_forecast_with_wider_bands(products, truth, common):
+    history, _ = simulate_panel({"region": 3, "product": products}, n_time=24, truth=truth, seed=8)
     new = history["region"].eq("region0") & history["product"].eq("product2")
     history.loc[new, "value"] = np.nan  # the rows name the series; no value observed
-    result = forecast_panel(history, time="time", groups=["region", "product"], value="value", horizon=4, engine="vi", seed=2, vi_steps=1500, draws=250, chains=2)
+    result = forecast_panel(
+        history, time="time", groups=["region", "product"], value="value", horizon=4, engine="vi", seed=2, vi_steps=1500, draws=250, chains=2,
+        common_levels="on" if common else "auto",
+    )
+    assert result.problem.layout.common is common
     assert np.isfinite(result.paths).all()
     log_paths = np.log(result.paths)
     width = (np.quantile(log_paths, 0.9, axis=0) - np.quantile(log_paths, 0.1, axis=0)).mean(axis=1)

@@ -19,14 +19,6 @@ def _float64():
     configure_jax()
 
 
-def crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """CRPS of a sample predictive (Gneiting & Raftery 2007, eq. 20, sorted form)."""
-    s = np.sort(samples, axis=0)
-    n = s.shape[0]
-    i = np.arange(1, n + 1).reshape((-1,) + (1,) * (s.ndim - 1))
-    return np.mean(np.abs(s - obs[None]), axis=0) - np.sum((2 * i - n - 1) * s, axis=0) / n**2
-
-
 # --- the filter and the simulation against the state equations, step by step ---------------
 
 A, B, G, PHI, PHI_C = 0.3, 0.05, 0.1, 0.9, 0.85
@@ -163,24 +155,6 @@ def test_common_levels_on_refuses_what_it_cannot_do(likelihood, batch, fragment)
 
 
 # --- fits ------------------------------------------------------------------------------------
-
-
-def test_with_common_levels_a_series_with_no_history_still_gets_wider_bands():
-    """48 series (auto turns the common levels on), one of them with no data: its
-    forecast is finite and wider than its region's siblings', paths still sum coherently."""
-    truth = Truth(common_gain={"region": 0.5, "product": 0.3}, common_trend_share=0.2)
-    history, _ = simulate_panel({"region": 4, "product": 12}, n_time=24, truth=truth, seed=8)
-    new = history["region"].eq("region0") & history["product"].eq("product2")
-    history.loc[new, "value"] = np.nan
-    result = forecast_panel(history, time="time", groups=["region", "product"], value="value", horizon=4, engine="vi", seed=2, vi_steps=1500, draws=250, chains=2)
-    assert result.problem.layout.common
-    assert np.isfinite(result.paths).all()
-    log_paths = np.log(result.paths)
-    width = (np.quantile(log_paths, 0.9, axis=0) - np.quantile(log_paths, 0.1, axis=0)).mean(axis=1)
-    cold = np.flatnonzero((result.keys["region"] == "region0") & (result.keys["product"] == "product2"))[0]
-    siblings = np.flatnonzero((result.keys["region"] == "region0") & (result.keys["product"] != "product2"))
-    assert width[cold] > width[siblings].max(), (width[cold], width[siblings])
-    np.testing.assert_array_equal(result.problem.aggregates(result.paths)["total"][1][:, 0], result.paths.sum(axis=1))
 
 
 @pytest.mark.slow
