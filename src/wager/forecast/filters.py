@@ -315,7 +315,6 @@ def simulate_counts(key, state, params: Smoothing, shift, center, concentration,
     return y.T
 
 
-
 @dataclass(frozen=True)
 class Common:
     """The common levels and trends: one pair per level of each grouping column.

@@ -179,7 +179,7 @@ class ForecastProblem:
         if counts:
             return False, f"off: the {self.likelihood} likelihood has none"
         if n <= NUTS_MAX_SERIES:
-            return False, f"off: {n} series (<= {NUTS_MAX_SERIES}), whose initial states NUTS keeps integrated out"
+            return False, f"off: {n} series (<= {NUTS_MAX_SERIES}), whose initial states stay integrated out in closed form, as NUTS on small panels needs"
         if batched:
             return False, f"off: {n} series are fitted in mini-batches of {self._batch_size}, which keep the series independent"
         return True, f"on: {n} series (> {NUTS_MAX_SERIES}) share levels and trends with their groups"
