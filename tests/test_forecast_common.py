@@ -173,3 +173,21 @@ def test_nuts_recovers_the_common_gain_it_was_simulated_with():
     gain = 1 / (1 + np.exp(-result.posterior.flat("common_alpha_region_logit")))
     z = (gain.mean() - 0.6) / gain.std()
     assert abs(z) < 3, (gain.mean(), gain.std())
+
+
+def test_the_prior_predictive_runs_through_the_common_states():
+    """SBC and ``wager validate``'s prior check simulate panels with the model's own
+    forecast mode: with common levels on it must draw finite panels of the data's shape,
+    and its truth must include the common gains."""
+    from wager.forecast.domain import prepare
+    from wager.forecast.prior_predictive import prior_panels, simulate
+    from wager.forecast.spec import ForecastSpec
+
+    history, _ = simulate_panel({"region": 6, "product": 8}, n_time=20, seed=3)
+    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=2)
+    problem = prepare(spec, frame=history)
+    assert problem.layout.common
+    y, panels = prior_panels(problem, seed=0, draws=50)
+    assert panels.shape == (50, y.size) and np.isfinite(panels).all()
+    truth = simulate(problem, seed=1).truth
+    assert {"common_alpha_region_logit", "common_beta_product_logit", "common_phi_logit"} <= set(truth)
