@@ -1,6 +1,7 @@
-"""Common levels and trends: the panel filter against its state equations, the
-forecast's simulation, where ``common_levels: auto`` turns them on, and a panel
-whose groups move together forecast better with them than without."""
+"""Common levels and trends: the panel filter and the forecast's simulation against
+their state equations, where ``common_levels: auto`` turns them on and what ``on``
+refuses, the prior predictive through them, and (slow) NUTS recovering a simulated gain.
+Their benefit on real data is measured in benchmarks/forecast.py (tourism)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ LEVELS = (3, 2)
 GAINS = {0: (0.4, 0.3), 1: (0.2, 0.5)}  # column: (level gain, trend share)
 
 
-def _common_arguments(sigma):
+def _common_arguments():
     import jax.numpy as jnp
 
     from wager.forecast.filters import Common, Smoothing
@@ -66,7 +67,7 @@ def test_the_common_filter_equals_the_state_equations(df):
     mask[5] = 0.0  # a series with no data: it moves no common state and still gets one
     sigma = rng.uniform(0.5, 1.5, size=n)
     u = rng.normal(size=(n, 5))
-    params, common = _common_arguments(sigma)
+    params, common = _common_arguments()
     state, shared, loglik = explicit_filter_common(z * mask, mask, np.zeros((n, t)), params, u, sigma, df, common)
 
     x, ref = u @ initial_map(4).T, [np.zeros((k, 2)) for k in LEVELS]
@@ -91,7 +92,7 @@ def test_the_forecast_simulation_follows_the_same_equations():
     shared = [rng.normal(size=(k, 2)) for k in LEVELS]
     shift = rng.normal(size=(n, horizon))
     noise = sigma[:, None] * rng.normal(size=(n, horizon))
-    params, common = _common_arguments(sigma)
+    params, common = _common_arguments()
     paths = np.asarray(simulate_common(x, np.concatenate(shared), params, shift, noise, sigma, common))
 
     expected = np.empty((n, horizon))
@@ -154,6 +155,27 @@ def test_common_levels_on_refuses_what_it_cannot_do(likelihood, batch, fragment)
     assert refused.value.field == "common_levels" and fragment in str(refused.value)
 
 
+# --- the prior predictive ------------------------------------------------------------------
+
+
+def test_the_prior_predictive_runs_through_the_common_states():
+    """SBC and ``wager validate``'s prior check simulate panels with the model's own
+    forecast mode: with common levels on it must draw finite panels of the data's shape,
+    and its truth must include the common gains."""
+    from wager.forecast.domain import prepare
+    from wager.forecast.prior_predictive import prior_panels, simulate
+    from wager.forecast.spec import ForecastSpec
+
+    history, _ = simulate_panel({"region": 6, "product": 8}, n_time=20, seed=3)
+    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=2)
+    problem = prepare(spec, frame=history)
+    assert problem.layout.common
+    y, panels = prior_panels(problem, seed=0, draws=50)
+    assert panels.shape == (50, y.size) and np.isfinite(panels).all()
+    truth = simulate(problem, seed=1).truth
+    assert {"common_alpha_region_logit", "common_beta_product_logit", "common_phi_logit"} <= set(truth)
+
+
 # --- fits ------------------------------------------------------------------------------------
 
 
@@ -174,20 +196,3 @@ def test_nuts_recovers_the_common_gain_it_was_simulated_with():
     z = (gain.mean() - 0.6) / gain.std()
     assert abs(z) < 3, (gain.mean(), gain.std())
 
-
-def test_the_prior_predictive_runs_through_the_common_states():
-    """SBC and ``wager validate``'s prior check simulate panels with the model's own
-    forecast mode: with common levels on it must draw finite panels of the data's shape,
-    and its truth must include the common gains."""
-    from wager.forecast.domain import prepare
-    from wager.forecast.prior_predictive import prior_panels, simulate
-    from wager.forecast.spec import ForecastSpec
-
-    history, _ = simulate_panel({"region": 6, "product": 8}, n_time=20, seed=3)
-    spec = ForecastSpec(data={"time": "time", "group": ["region", "product"], "value": "value"}, horizon=2)
-    problem = prepare(spec, frame=history)
-    assert problem.layout.common
-    y, panels = prior_panels(problem, seed=0, draws=50)
-    assert panels.shape == (50, y.size) and np.isfinite(panels).all()
-    truth = simulate(problem, seed=1).truth
-    assert {"common_alpha_region_logit", "common_beta_product_logit", "common_phi_logit"} <= set(truth)
