@@ -274,8 +274,15 @@ def seasonal_naive(past: History, settings: Settings) -> SamplePredictive:
     return SamplePredictive(paths)
 
 
-def auto_ets(past: History, settings: Settings) -> NormalPredictive:
+def normal_from_95(wide: pd.DataFrame, column: str) -> NormalPredictive:
+    """The Normal with a Nixtla forecast's mean (``column``) and sd = (hi95 - lo95) / (2 x 1.96)."""
     from scipy.stats import norm
+
+    sd = (wide[f"{column}-hi-95"].to_numpy() - wide[f"{column}-lo-95"].to_numpy()) / (2 * norm.ppf(0.975))
+    return NormalPredictive(wide[column].to_numpy(), sd)
+
+
+def auto_ets(past: History, settings: Settings) -> NormalPredictive:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS
 
@@ -289,10 +296,8 @@ def auto_ets(past: History, settings: Settings) -> NormalPredictive:
     wide = forecast.pivot(index="unique_id", columns="ds").reindex(ids)
     if wide.isna().any().any():
         raise ValueError("AutoETS: some series got no forecast")
-    mean = wide["AutoETS"].to_numpy()
-    sd = (wide["AutoETS-hi-95"].to_numpy() - wide["AutoETS-lo-95"].to_numpy()) / (2 * norm.ppf(0.975))
     settings.tick(len(ids))
-    return NormalPredictive(mean, sd)
+    return normal_from_95(wide, "AutoETS")
 
 
 HIERARCHY = [["Country"], ["Country", "State"], ["Country", "Purpose"], ["Country", "State", "Region"], ["Country", "State", "Purpose"], ["Country", "State", "Region", "Purpose"]]
@@ -306,7 +311,6 @@ def auto_ets_mint(past: History, settings: Settings) -> NormalPredictive:
     from hierarchicalforecast.core import HierarchicalReconciliation
     from hierarchicalforecast.methods import MinTrace
     from hierarchicalforecast.utils import aggregate
-    from scipy.stats import norm
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS
 
@@ -325,9 +329,8 @@ def auto_ets_mint(past: History, settings: Settings) -> NormalPredictive:
     column = "AutoETS/MinTrace_method-mint_shrink"
     if wide[column].isna().any().any():
         raise ValueError("AutoETS + MinT: some series got no forecast")
-    sd = (wide[f"{column}-hi-95"].to_numpy() - wide[f"{column}-lo-95"].to_numpy()) / (2 * norm.ppf(0.975))
     settings.tick(len(ids))
-    return NormalPredictive(wide[column].to_numpy(), sd)
+    return normal_from_95(wide, column)
 
 
 def _quiet_prophet() -> None:

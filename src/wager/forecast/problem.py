@@ -40,8 +40,9 @@ while for SVI it only costs time (tourism, 352 effects: 123 s against 63 s for t
 origins, the same CRPS), as the mean-field guide covers the effects either way."""
 COMMON_LEVELS = ("auto", "on", "off")
 """Whether the panel model adds common levels and trends shared by each group's series
-(``Layout.common``). ``auto`` turns them on for panels that SVI fits (more than
-``NUTS_MAX_SERIES`` series, not mini-batched) with a Normal or Student-t likelihood.
+(``Layout.common``). ``auto`` turns them on for panels of more than ``NUTS_MAX_SERIES``
+series (those ``engine: auto`` fits by SVI; the rule reads the panel, not the engine),
+not mini-batched, with a Normal or Student-t likelihood.
 On tourism (304 series, three origins) they took scaled CRPS from 0.1355 to 0.127
 (benchmarks/forecast.py). Below that size ``auto`` keeps each series' initial states
 integrated out in closed form, which NUTS's geometry on small panels relies on; the

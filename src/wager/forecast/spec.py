@@ -33,8 +33,9 @@ Common levels. ``on`` adds, for each level of each grouping column (each state,
 each purpose), a level and a damped trend its series share, moved each period by
 the precision-weighted mean of its series' innovations: a movement seen across a
 group is picked up from all of its series at once, not one noisy series at a time.
-``auto`` (the default) turns them on for panels of more than 40 series (fitted by
-SVI) with the normal or student_t likelihood; see ``wager.forecast.problem``.
+``auto`` (the default) turns them on for panels of more than 40 series (those
+``engine: auto`` fits by SVI, whichever engine runs) with the normal or student_t
+likelihood; see ``wager.forecast.problem``.
 """
 
 from __future__ import annotations
