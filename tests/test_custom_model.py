@@ -96,6 +96,7 @@ def test_centered_eight_schools_is_blocked_by_the_gates(centered):
     assert "divergences" in payload["blocked_by"]
     divergences = next(g for g in payload["gates"]["checks"] if g["name"] == "divergences")
     assert divergences["value"] > 0 and not divergences["passed"]
+    assert "target_accept" in divergences["remedy"]  # a blocked run says what to do about it
 
 
 def test_noncentered_eight_schools_passes_every_gate_and_decides(noncentered):

@@ -316,6 +316,7 @@ def test_wager_forecast_orders_through_the_shared_path(panel_csv):
         assert payload["newsvendor"]["critical_fractile"] == 0.75
     else:  # the guide failed its PSIS check: no orders, and the run says why
         assert result.exit_code == 3 and payload["blocked_by"] == ["pareto_k"]
+        assert "--engine nuts" in payload["gates"]["checks"][0]["remedy"]
     assert payload["run_id"]
 
 

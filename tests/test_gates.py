@@ -76,6 +76,21 @@ def test_saturated_tree_depth_blocks():
     assert gate(report, "tree_depth").value == 10 and not report.passed
 
 
+def test_every_failed_gate_says_what_to_do_and_a_passed_one_says_nothing():
+    """Each gate ``check`` can fail carries a remedy for the people reading a blocked run."""
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=(4, 1000)), axis=1) + np.array([0.0, 0.0, 0.0, 5.0])[:, None]  # sticky, disagreeing
+    depth, div = np.full((4, 1000), 10), np.ones((4, 1000), bool)
+    report, _ = check(sampled(x, diverging=div, tree_depth=depth, energy=np.cumsum(rng.normal(size=(4, 1000)), axis=1)), GatePolicy())
+    assert {g.name for g in report.failed} == {"r_hat", "ess_bulk", "ess_tail", "divergences", "e_bfmi", "tree_depth"}
+    assert all(g.remedy for g in report.failed)
+    assert "target_accept" in gate(report, "divergences").remedy
+    good, _ = check(sampled(healthy()), GatePolicy())
+    assert all(g.remedy == "" for g in good.gates)
+    vi = Posterior(draws={"mu": healthy()[:2]}, engine="vi", reason="test", seed=0, chain_seeds=(1, 2), settings={"pareto_k": 6.0})
+    assert "--engine nuts" in check(vi, GatePolicy())[0].gates[0].remedy
+
+
 def test_nan_diagnostic_fails_closed():
     x = healthy()
     x[:, :] = 1.0  # a constant: R-hat undefined

@@ -34,6 +34,18 @@ class GatePolicy(BaseModel):
     max_pareto_k: float = Field(default=0.7, gt=0)
 
 
+REMEDIES = {
+    "r_hat": "the chains disagree: run longer (more warmup and draws), or look for a posterior with several modes",
+    "ess_bulk": "too few effective draws: run more draws or chains",
+    "ess_tail": "too few effective draws in the tails: run more draws or chains",
+    "divergences": "the sampler hit geometry it cannot follow: raise target_accept (inference.target_accept) or reparametrise",
+    "e_bfmi": "the momentum resampling explores the energy poorly: look for heavy tails or a funnel in the model",
+    "tree_depth": "trajectories stopped at the depth limit: a longer warmup, or a model whose scales differ less",
+    "pareto_k": "the variational approximation is too far from the posterior to decide on: run NUTS (engine nuts, --engine nuts), which the convergence gates can check",
+}
+"""What to do about each failed gate, for the people who read a blocked run."""
+
+
 @dataclass(frozen=True)
 class Gate:
     """One gate's verdict: ``value`` measured against ``threshold`` with ``rule``."""
@@ -49,6 +61,11 @@ class Gate:
         verdict = "passed" if self.passed else "FAILED"
         where = f" ({self.where})" if self.where else ""
         return f"{self.name} {verdict}: {_fmt(self.value)}{where}, needs {self.rule} {_fmt(self.threshold)}"
+
+    @property
+    def remedy(self) -> str:
+        """What to do about it when failed, in a sentence (empty when passed)."""
+        return "" if self.passed else REMEDIES.get(self.name, "")
 
 
 @dataclass(frozen=True)

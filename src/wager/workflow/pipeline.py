@@ -105,7 +105,7 @@ def run(
             action=None,
             outcome=None,
             blocked_by=tuple(g.name for g in failed),
-            messages=tuple(g.describe() for g in failed),
+            messages=tuple(g.describe() + (f". What to do: {g.remedy}." if g.remedy else "") for g in failed),
             **common,
         )
     outcome = problem.decide(posterior)
@@ -148,6 +148,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "note": result.gates.note,
         "checks": [
             {"name": g.name, "value": g.value, "threshold": g.threshold, "rule": g.rule, "passed": g.passed, "where": g.where}
+            | ({"remedy": g.remedy} if g.remedy else {})
             for g in result.gates.gates
         ],
     }
