@@ -19,6 +19,7 @@ import yaml
 
 from wager.ab.examples import FOUNDING_EXAMPLE
 from wager.kernel.digits import fmt
+from wager.kernel.gates import REMEDIES
 from wager.workflow.pipeline import result_json, run
 from wager.workflow.record import assemble
 from wager.workflow.report import html_report, json_report, plain_report, write_html_report
@@ -78,7 +79,8 @@ def gate_blocked(founding) -> Recorded:
             "note": "",
             "checks": [
                 {"name": "r_hat", "value": 1.1925859820898679, "threshold": 1.01, "rule": "<", "passed": False, "where": "tau"},
-                {"name": "divergences", "value": 146.0, "threshold": 0.0, "rule": "<=", "passed": False, "where": "after warmup"},
+                {"name": "divergences", "value": 146.0, "threshold": 0.0, "rule": "<=", "passed": False, "where": "after warmup",
+                 "remedy": REMEDIES["divergences"]},
                 {"name": "e_bfmi", "value": 0.86, "threshold": 0.3, "rule": ">=", "passed": True, "where": "chain 1"},
             ],
         },
@@ -138,7 +140,7 @@ def test_a_run_blocked_by_its_gates_recommends_no_action_and_names_the_failed_ch
     lines = plain_report(gate_blocked)
     assert lines[0] == "No action is recommended: the posterior failed 2 of 3 convergence checks, so its numbers cannot be trusted to decide."
     assert "Failed: R-hat 1.193 (tau), must be < 1.01." in lines
-    assert "Failed: divergent transitions 146 (after warmup), must be <= 0." in lines
+    assert f"Failed: divergent transitions 146 (after warmup), must be <= 0. What to do: {REMEDIES['divergences']}." in lines  # recorded with the run
     assert not any(line.startswith(("Decision:", "Expected loss", "What would change")) for line in lines)
 
 

@@ -233,9 +233,10 @@ def blocked_reason(result: Mapping[str, Any]) -> str:
 
 
 def blocked_details(result: Mapping[str, Any]) -> list[str]:
-    """The failed checks, one sentence each, with their values and thresholds."""
+    """The failed checks, one sentence each, with their values and thresholds, and what to
+    do about each where the run recorded it (``remedy``; runs before it have none)."""
     failed = [g for g in result.get("gates", {}).get("checks", []) if not g.get("passed")]
-    lines = [f"Failed: {gate_phrase(g)}." for g in failed]
+    lines = [f"Failed: {gate_phrase(g)}." + (f" What to do: {g['remedy']}." if g.get("remedy") else "") for g in failed]
     return lines + [str(w) for w in result.get("warnings") or []]
 
 
