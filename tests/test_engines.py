@@ -43,6 +43,36 @@ def test_nuts_is_reproducible_and_chains_do_not_depend_on_how_many_run():
     assert not np.array_equal(other["rate"], two["rate"])
 
 
+def test_chains_on_a_pool_of_threads_give_the_bits_of_one_thread(monkeypatch):
+    from wager.kernel.nuts import CHAIN_THREADS_VARIABLE, chain_threads
+
+    monkeypatch.setenv(CHAIN_THREADS_VARIABLE, "1")
+    assert chain_threads(4) == 1
+    calls = []
+    alone = infer(MODEL, nuts(seed=8, chains=4), progress=lambda label, done, total: calls.append((done, total)))
+    monkeypatch.setenv(CHAIN_THREADS_VARIABLE, "3")
+    assert chain_threads(4) == 3 and chain_threads(2) == 2
+    pooled = infer(MODEL, nuts(seed=8, chains=4), progress=lambda label, done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(alone["rate"], pooled["rate"])
+    np.testing.assert_array_equal(alone.sample_stats["n_steps"], pooled.sample_stats["n_steps"])
+    assert calls == [(done, 4) for done in range(5)] * 2  # every chain reported as it finishes, in either mode
+    monkeypatch.setenv(CHAIN_THREADS_VARIABLE, "none")  # not a count: one thread per CPU
+    assert 1 <= chain_threads(64) <= 64
+
+
+def test_a_program_that_calls_lapack_runs_its_chains_one_at_a_time():
+    # LAPACK's batched Cholesky waits on XLA's intra-op pool: two executions at once deadlocked
+    # the reserving model on 2 cores, so such programs never share the pool of chain threads
+    import jax
+    import jax.numpy as jnp
+
+    from wager.kernel.nuts import pool_safe
+
+    spd = np.eye(3)[None].repeat(8, axis=0) * 2.0
+    assert not pool_safe(jax.jit(jnp.linalg.cholesky).lower(spd).compile())
+    assert pool_safe(jax.jit(lambda x: jnp.sin(x).sum()).lower(spd).compile())
+
+
 def test_posterior_converts_to_inference_data_with_chain_and_draw_dimensions():
     post = infer(MODEL, nuts(seed=1, chains=2))
     idata = post.to_inference_data()
@@ -69,7 +99,7 @@ def test_a_model_refitted_to_new_data_reuses_its_compiled_chain_and_carries_noth
     assert abs(other["rate"][..., 0].mean() - 300 / 2002) < 0.01
     assert first.settings["data_as_arguments"] is True
     compiled = [c for key, c in engine._CHAINS.items() if key[0] is _spec((1, 1)).numpyro_model and key[2] == engine._settings(nuts(seed=3))]
-    assert len(compiled) == 1 and compiled[0].one._cache_size() == 1  # traced and compiled once for all three fits
+    assert len(compiled) == 1 and len(compiled[0]._executables) == 1  # traced and compiled once for all three fits
 
 
 def _reads_its_data_in_python(y, n):

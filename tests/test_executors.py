@@ -59,8 +59,10 @@ def fails_on_task_two(task):
 
 
 def worker_settings(task):
+    from wager.kernel.nuts import chain_threads
+
     names = ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "JAX_PLATFORMS", "JAX_ENABLE_X64")
-    return {name: os.environ.get(name) for name in names}
+    return {**{name: os.environ.get(name) for name in names}, "chain_threads": chain_threads(4)}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,7 @@ def test_workers_run_single_threaded_jax_on_the_cpu(backend):
     assert "--xla_cpu_multi_thread_eigen=false" in settings["XLA_FLAGS"]
     assert "intra_op_parallelism_threads=1" in settings["XLA_FLAGS"]
     assert settings["OMP_NUM_THREADS"] == settings["OPENBLAS_NUM_THREADS"] == settings["MKL_NUM_THREADS"] == "1"
+    assert settings["chain_threads"] == 1  # the workers are the parallelism: no pool of chain threads in each
     assert settings["JAX_PLATFORMS"] == "cpu"
 
 

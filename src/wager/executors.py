@@ -7,7 +7,7 @@ runs it, so a backend and its number of workers cannot change a result.
 
 Each worker runs one task at a time on one CPU. Before anything in it imports
 JAX it gets ``worker_env()``: XLA's CPU client single-threaded, the BLAS/OpenMP
-thread pools at one thread, JAX on the CPU and in float64 unless the caller
+thread pools and NUTS's pool of chain threads (``wager.kernel.nuts``) at one thread, JAX on the CPU and in float64 unless the caller
 chose otherwise. (``run_nuts`` turns float64 on again through ``configure_jax``
 when the worker first samples, exactly as it does in this process.)
 
@@ -46,7 +46,7 @@ EXECUTORS = ("serial", "process", "ray")
 # One thread per worker: parallelism comes from running many workers, and
 # several multi-threaded XLA clients on one machine only fight over the cores.
 SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
-SINGLE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SINGLE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "WAGER_CHAIN_THREADS")
 
 
 class TaskError(WagerError):
@@ -96,7 +96,7 @@ def _check_workers(workers: int | None) -> int | None:
     return workers
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -123,7 +123,7 @@ class ProcessPoolExecutor:
         if not tasks:
             return []
         pool = futures.ProcessPoolExecutor(
-            max_workers=min(self.workers or _available_cpus(), len(tasks)),
+            max_workers=min(self.workers or available_cpus(), len(tasks)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_enter_worker,
             initargs=(worker_env(),),

@@ -4,6 +4,12 @@ Each chain runs from its own key ``PRNGKey(chain_seeds[c])``, so a chain's draws
 depend on the run seed and the chain's index only, not on how many chains run.
 Chains run one after the other (``chain_method="sequential"``) or vectorised in
 one call; the method is recorded because the two give different draws.
+"Sequential" chains are independent calls of one compiled program, so they run
+on a pool of threads, one per CPU (``WAGER_CHAIN_THREADS``; XLA releases the GIL
+while a program runs): on two cores four chains take the time of two, and the
+draws are the same bits as one after the other. A program that calls LAPACK
+(a Cholesky, say) runs its chains one at a time instead (``pool_safe``). Workers of a fan-out run one
+thread each (``wager.executors.worker_env``): there the parallelism is the workers'.
 
 **One compiled chain per model.** wager drives NumPyro's NUTS kernel
 (``numpyro.infer.hmc.hmc`` with ``initialize_model(..., dynamic_args=True)``)
@@ -29,8 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -192,17 +200,54 @@ def _sample(
         if progress:
             progress(f"{label}, {config.chains} chains vectorised", 1, 1)
         return _numpy(samples), _numpy(extra)
-    per_chain = []
-    for index, key in enumerate(keys):
-        if progress:
-            progress(label, index, config.chains)
+
+    def run(index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         start = None if starts is None else ({k: v[index] for k, v in starts[0].items()}, starts[1])
-        per_chain.append(tuple(_numpy(part) for part in chain.one(key, arrays, start)))
+        samples, extra = chain.one(keys[index], arrays, start)
+        return _numpy(samples), _numpy(extra)
+
     if progress:
-        progress(label, config.chains, config.chains)
+        progress(label, 0, config.chains)
+    executable = chain.compile(keys[0], arrays, None if starts is None else ({k: v[0] for k, v in starts[0].items()}, starts[1]))
+    threads = chain_threads(config.chains) if pool_safe(executable) else 1
+    per_chain: list[Any] = [None] * config.chains
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = {pool.submit(run, index): index for index in range(config.chains)}
+        for done, finished in enumerate(as_completed(pending), start=1):
+            per_chain[pending[finished]] = finished.result()
+            if progress:
+                progress(label, done, config.chains)
     samples = {k: np.stack([c[0][k] for c in per_chain]) for k in per_chain[0][0]}
     extra = {k: np.stack([c[1][k] for c in per_chain]) for k in per_chain[0][1]}
     return samples, extra
+
+
+CHAIN_THREADS_VARIABLE = "WAGER_CHAIN_THREADS"
+
+
+def chain_threads(chains: int) -> int:
+    """Threads that run sequential chains: ``WAGER_CHAIN_THREADS`` if set (fan-out workers
+    set 1), else one per CPU this process may use; never more than the chains."""
+    from wager.executors import available_cpus
+
+    value = os.environ.get(CHAIN_THREADS_VARIABLE, "").strip()
+    threads = int(value) if value.isdigit() and int(value) > 0 else available_cpus()
+    return max(1, min(chains, threads))
+
+
+POOL_SAFE_CUSTOM_CALLS = frozenset({"xla_ffi_python_cpu_callback"})
+"""Custom calls a program may make and still run beside another execution of itself.
+Others are refused: XLA's CPU LAPACK kernels (``lapack_dpotrf_ffi``, a batched
+Cholesky) split their batch over the intra-op thread pool and wait for it, and two
+executions waiting at once deadlock (seen on 2 cores: the LCL reserving model
+hung in ``CholeskyFactorizationKernel``, jax 0.10.2)."""
+
+
+def pool_safe(executable: Any) -> bool:
+    """Whether a compiled chain may run on several threads at once: true unless its
+    program makes a custom call outside ``POOL_SAFE_CUSTOM_CALLS``."""
+    targets = set(re.findall(r'custom_call_target="([^"]+)"', executable.as_text()))
+    return targets <= POOL_SAFE_CUSTOM_CALLS
 
 
 def _numpy(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -228,7 +273,10 @@ class _Chain:
 
     ``one`` runs a chain; ``vectorized`` runs a chain per key in one call.
     Tracing happens on the first call; a call with arrays of the same shapes
-    and dtypes reuses the compiled code.
+    and dtypes reuses the compiled code. ``compile`` traces and compiles ``one``
+    for a cold or a warm start ahead of time, under a lock: NumPyro's effect
+    handlers live on one global stack, so two threads must never trace at once,
+    and the chains that threads then run share the one executable.
     """
 
     def __init__(self, fn: Callable, constants: Mapping[str, Any], example: Mapping[str, Any], config: InferenceConfig) -> None:
@@ -283,9 +331,24 @@ class _Chain:
             constrained = jax.vmap(postprocess_gen(**arrays))(z)
             return constrained, extra
 
-        self.one = jax.jit(run_chain)
+        self._jitted = jax.jit(run_chain)
+        self._executables: dict[bool, Any] = {}
+        self._lock = threading.Lock()
         self.vectorized = jax.jit(jax.vmap(run_chain, in_axes=(0, None, None)))
         self.vectorized_from = jax.jit(jax.vmap(run_chain, in_axes=(0, None, (0, None))))
+
+
+    def compile(self, rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> Any:
+        """The executable of ``one`` for arguments shaped like these (a cold start, or a warm one)."""
+        warm = start is not None
+        with self._lock:
+            if warm not in self._executables:
+                self._executables[warm] = self._jitted.lower(rng_key, arrays, start).compile()
+            return self._executables[warm]
+
+    def one(self, rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> tuple[dict, dict]:
+        """One chain: its constrained draws and sample statistics."""
+        return self.compile(rng_key, arrays, start)(rng_key, arrays, start)
 
 
 _CHAINS: OrderedDict[tuple, _Chain] = OrderedDict()
