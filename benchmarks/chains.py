@@ -63,10 +63,10 @@ def timed(model, config, threads: str | None) -> tuple[float, dict[str, np.ndarr
 
 def threads_used(model, config) -> int:
     """The threads the pool gives this model's chains: one when its program calls LAPACK (``pool_safe``)."""
-    from wager.kernel.nuts import _CHAINS, chain_threads, pool_safe
+    from wager.kernel.nuts import _CHAINS, chain_threads
 
-    executables = [exe for key, chain in _CHAINS.items() if key[0] is model.numpyro_model for exe in chain._executables.values()]
-    return chain_threads(config.chains) if executables and all(pool_safe(exe) for exe in executables) else 1
+    safe = [shareable for key, chain in _CHAINS.items() if key[0] is model.numpyro_model for _, shareable in chain._executables.values()]
+    return chain_threads(config.chains) if safe and all(safe) else 1
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ one call; the method is recorded because the two give different draws.
 on a pool of threads, one per CPU (``WAGER_CHAIN_THREADS``; XLA releases the GIL
 while a program runs): on two cores four chains take the time of two, and the
 draws are the same bits as one after the other. A program that calls LAPACK
-(a Cholesky, say) runs its chains one at a time instead (``pool_safe``). Workers of a fan-out run one
-thread each (``wager.executors.worker_env``): there the parallelism is the workers'.
+(a Cholesky, say) runs its chains one at a time instead (``pool_safe``).
+Workers of a fan-out run one thread each (``wager.executors.worker_env``):
+there the parallelism is the workers'.
 
 **One compiled chain per model.** wager drives NumPyro's NUTS kernel
 (``numpyro.infer.hmc.hmc`` with ``initialize_model(..., dynamic_args=True)``)
@@ -208,8 +209,8 @@ def _sample(
 
     if progress:
         progress(label, 0, config.chains)
-    executable = chain.compile(keys[0], arrays, None if starts is None else ({k: v[0] for k, v in starts[0].items()}, starts[1]))
-    threads = chain_threads(config.chains) if pool_safe(executable) else 1
+    _, shareable = chain.compile(keys[0], arrays, None if starts is None else ({k: v[0] for k, v in starts[0].items()}, starts[1]))
+    threads = chain_threads(config.chains) if shareable else 1
     per_chain: list[Any] = [None] * config.chains
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = {pool.submit(run, index): index for index in range(config.chains)}
@@ -332,23 +333,25 @@ class _Chain:
             return constrained, extra
 
         self._jitted = jax.jit(run_chain)
-        self._executables: dict[bool, Any] = {}
+        self._executables: dict[bool, tuple[Any, bool]] = {}  # cold or warm start: (executable, pool_safe)
         self._lock = threading.Lock()
         self.vectorized = jax.jit(jax.vmap(run_chain, in_axes=(0, None, None)))
         self.vectorized_from = jax.jit(jax.vmap(run_chain, in_axes=(0, None, (0, None))))
 
-
-    def compile(self, rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> Any:
-        """The executable of ``one`` for arguments shaped like these (a cold start, or a warm one)."""
+    def compile(self, rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> tuple[Any, bool]:
+        """The executable of ``one`` for arguments shaped like these (a cold start, or a
+        warm one), and whether it may run on several threads at once (``pool_safe``)."""
         warm = start is not None
         with self._lock:
             if warm not in self._executables:
-                self._executables[warm] = self._jitted.lower(rng_key, arrays, start).compile()
+                executable = self._jitted.lower(rng_key, arrays, start).compile()
+                self._executables[warm] = (executable, pool_safe(executable))
             return self._executables[warm]
 
     def one(self, rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> tuple[dict, dict]:
         """One chain: its constrained draws and sample statistics."""
-        return self.compile(rng_key, arrays, start)(rng_key, arrays, start)
+        executable, _ = self.compile(rng_key, arrays, start)
+        return executable(rng_key, arrays, start)
 
 
 _CHAINS: OrderedDict[tuple, _Chain] = OrderedDict()
