@@ -425,7 +425,7 @@ def methods(names: list[str], wager_engines: list[str], workers: int) -> list[Me
         "autoets": [Method("AutoETS", auto_ets, ("statsforecast", "statsforecast.models"), ets)],
         "mint": [Method("AutoETS + MinT", auto_ets_mint, ("statsforecast", "hierarchicalforecast.methods"), mint)],
         "prophet": [Method("Prophet", prophet, ("prophet",), prophet_text)],
-        "wager": [Method(WAGER_ENGINES.get(e, e), wager_method(e), ("wager.forecast",), wager_text.format(e) + (f" ({NUTS_SETTINGS['chains']} chains x {NUTS_SETTINGS['warmup']} warmup + {NUTS_SETTINGS['draws']} draws, vectorised, target_accept 0.9, warm-started from ADVI: {FORECAST_VI_STEPS} Adam steps, chains starting at guide draws, the first mass matrix the guide's variances)" if e == "nuts" else f" ({FORECAST_VI_STEPS} Adam steps, 4000 draws)")) for e in wager_engines],
+        "wager": [Method(WAGER_ENGINES.get(e, e), wager_method(e), ("wager.forecast",), wager_text.format(e) + (f" ({NUTS_SETTINGS['chains']} chains x {NUTS_SETTINGS['warmup']} warmup + {NUTS_SETTINGS['draws']} draws, run side by side on wager's pool of chain threads, target_accept 0.9, warm-started from ADVI: {FORECAST_VI_STEPS} Adam steps, chains starting at guide draws, the first mass matrix the guide's variances)" if e == "nuts" else f" ({FORECAST_VI_STEPS} Adam steps, 4000 draws)")) for e in wager_engines],
     }
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -599,7 +599,7 @@ def main() -> None:
     # wager keeps compiled XLA programs in a persistent cache; an empty one per run makes the
     # first origin pay the whole compilation, as on a fresh machine (later origins may reuse it)
     os.environ.setdefault("WAGER_JAX_CACHE", tempfile.mkdtemp(prefix="wager-jax-"))
-    NUTS_SETTINGS.update(chains=args.nuts_chains, draws=args.nuts_draws, warmup=args.nuts_draws, chain_method="vectorized", target_accept=0.9)
+    NUTS_SETTINGS.update(chains=args.nuts_chains, draws=args.nuts_draws, warmup=args.nuts_draws, chain_method="sequential", target_accept=0.9)
 
     chosen = methods([m for m in args.methods.split(",") if m], [e for e in args.wager_engines.split(",") if e], args.workers)
     origins = tuple(int(n) for n in args.origins.split(","))
