@@ -590,7 +590,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the raw numbers to this file")
     parser.add_argument("--doc", type=Path, help="rewrite this markdown file's forecast section")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--nuts-chains", type=int, default=2, help="NUTS chains (vectorised)")
+    parser.add_argument("--nuts-chains", type=int, default=2, help="NUTS chains (run side by side on wager's pool of chain threads)")
     parser.add_argument("--nuts-draws", type=int, default=300, help="NUTS warmup and kept draws per chain")
     parser.add_argument("--slices", default=",".join(SLICES), help=f"comma-separated: {', '.join(SLICES)}")
     parser.add_argument("--section", default=SECTION, help="marker name of the docs section (one per kind of run)")
