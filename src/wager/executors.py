@@ -7,8 +7,8 @@ runs it, so a backend and its number of workers cannot change a result.
 
 Each worker runs one task at a time on one CPU. Before anything in it imports
 JAX it gets ``worker_env()``: XLA's CPU client single-threaded, the BLAS/OpenMP
-thread pools and NUTS's pool of chain threads (``wager.kernel.nuts``) at one thread, JAX on the CPU and in float64 unless the caller
-chose otherwise. (``run_nuts`` turns float64 on again through ``configure_jax``
+thread pools and NUTS's pool of chain threads (``wager.kernel.nuts``) at one
+thread, JAX on the CPU and in float64 unless the caller chose otherwise. (``run_nuts`` turns float64 on again through ``configure_jax``
 when the worker first samples, exactly as it does in this process.)
 
 - ``ProcessPoolExecutor``: ``concurrent.futures`` with the *spawn* start method,
