@@ -290,3 +290,21 @@ def test_a_model_without_a_priors_argument_is_bad_input(tmp_path):
     (tmp_path / "eight_schools.py").write_text("def noncentered(y, sigma):\n    pass\n")
     code, err = wager_run(spec)
     assert code == 2 and "model: noncentered() must take a keyword argument 'priors'" in err
+
+
+@pytest.mark.parametrize("threads", ["two", "0", "-1"])
+def test_a_bad_chain_thread_count_is_bad_input_and_records_nothing(tmp_path, monkeypatch, isolated_registry, threads):
+    from wager.kernel.nuts import CHAIN_THREADS_VARIABLE
+    from wager.workflow.registry import Registry
+
+    monkeypatch.setenv(CHAIN_THREADS_VARIABLE, threads)
+    spec = write_spec(tmp_path, lambda raw: None)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = wager_run(spec)
+    assert code == 2, err
+    assert f"error: WAGER_CHAIN_THREADS: must be a whole number of threads, at least 1; got {threads!r}" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with Registry(str(isolated_registry / "registry.sqlite")) as registry:
+        assert registry.count() == 0
+    assert not (isolated_registry / "reports").exists()

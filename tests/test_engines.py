@@ -56,7 +56,7 @@ def test_chains_on_a_pool_of_threads_give_the_bits_of_one_thread(monkeypatch):
     np.testing.assert_array_equal(alone["rate"], pooled["rate"])
     np.testing.assert_array_equal(alone.sample_stats["n_steps"], pooled.sample_stats["n_steps"])
     assert calls == [(done, 4) for done in range(5)] * 2  # every chain reported as it finishes, in either mode
-    monkeypatch.setenv(CHAIN_THREADS_VARIABLE, "none")  # not a count: one thread per CPU
+    monkeypatch.delenv(CHAIN_THREADS_VARIABLE)  # unset: one thread per CPU
     assert 1 <= chain_threads(64) <= 64
 
 

@@ -96,13 +96,6 @@ def _check_workers(workers: int | None) -> int | None:
     return workers
 
 
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 @dataclass
 class ProcessPoolExecutor:
     """Tasks on a pool of ``workers`` spawned processes (default: the CPUs this process may use).
@@ -119,6 +112,8 @@ class ProcessPoolExecutor:
         _check_workers(self.workers)
 
     def map(self, fn: Callable[["Task"], R], tasks: Sequence["Task"], progress: "ProgressFn | None" = None, label: str = "tasks") -> list[R]:
+        from wager.kernel.nuts import available_cpus  # not at import: spawned workers import this module before their environment is set
+
         tasks = list(tasks)
         if not tasks:
             return []

@@ -226,14 +226,26 @@ def _sample(
 CHAIN_THREADS_VARIABLE = "WAGER_CHAIN_THREADS"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def chain_threads(chains: int) -> int:
     """Threads that run sequential chains: ``WAGER_CHAIN_THREADS`` if set (fan-out workers
-    set 1), else one per CPU this process may use; never more than the chains."""
-    from wager.executors import available_cpus
-
+    set 1), else one per CPU this process may use; never more than the chains.
+    ``SpecError`` naming the variable unless it is a whole number of at least 1."""
     value = os.environ.get(CHAIN_THREADS_VARIABLE, "").strip()
-    threads = int(value) if value.isdigit() and int(value) > 0 else available_cpus()
-    return max(1, min(chains, threads))
+    if not value:
+        return max(1, min(chains, available_cpus()))
+    if not value.isdigit() or int(value) < 1:
+        from wager.errors import SpecError
+
+        raise SpecError(CHAIN_THREADS_VARIABLE, f"must be a whole number of threads, at least 1; got {value!r}")
+    return min(chains, int(value))
 
 
 POOL_SAFE_CUSTOM_CALLS = frozenset({"xla_ffi_python_cpu_callback"})
