@@ -9,8 +9,9 @@ Protocol: each example spec of ``examples/`` whose inference runs NUTS is
 prepared once and fitted once to compile its chain (excluded from the timings).
 Then ``--rounds`` rounds each time ``infer`` with ``WAGER_CHAIN_THREADS=1``
 (chains one after the other, as before the pool) and with the pool (one thread
-per CPU, at most one per chain; one in all for a program that calls LAPACK,
-whose batched kernels deadlock two executions at once), in alternating order; the table gives the
+per CPU, at most one per chain; one in all for a program whose LAPACK calls are
+big enough for jaxlib to spread over XLA's thread pool, which deadlocks two
+executions at once: ``wager.kernel.nuts.pool_safe``), in alternating order; the table gives the
 medians, their ratio, and whether every draw of every site was the same bits in
 both modes. The specs' own chains, warmup and draws are used.
 
@@ -32,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from common import machine, now, versions, write_section
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SPECS = ("eight_schools_noncentered.yaml", "forecast_stores.yaml", "science_sir.yaml", "science_pk.yaml", "risk_var.yaml", "risk_claims.yaml")
+SPECS = ("eight_schools_noncentered.yaml", "forecast_stores.yaml", "science_sir.yaml", "science_pk.yaml", "risk_var.yaml", "risk_claims.yaml", "risk_reserve.yaml")
 SECTION, HEADING = "chains", "## Results: NUTS chains on a pool of threads"
 
 
@@ -62,7 +63,7 @@ def timed(model, config, threads: str | None) -> tuple[float, dict[str, np.ndarr
 
 
 def threads_used(model, config) -> int:
-    """The threads the pool gives this model's chains: one when its program calls LAPACK (``pool_safe``)."""
+    """The threads the pool gives this model's chains: one unless its program is ``pool_safe``."""
     from wager.kernel.nuts import _CHAINS, chain_threads
 
     safe = [shareable for key, chain in _CHAINS.items() if key[0] is model.numpyro_model for _, shareable in chain._executables.values()]

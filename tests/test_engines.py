@@ -60,17 +60,62 @@ def test_chains_on_a_pool_of_threads_give_the_bits_of_one_thread(monkeypatch):
     assert 1 <= chain_threads(64) <= 64
 
 
-def test_a_program_that_calls_lapack_runs_its_chains_one_at_a_time():
-    # LAPACK's batched Cholesky waits on XLA's intra-op pool: two executions at once deadlocked
-    # the reserving model on 2 cores, so such programs never share the pool of chain threads
+def _cholesky_program(batch: int, n: int):
     import jax
     import jax.numpy as jnp
 
-    from wager.kernel.nuts import pool_safe
+    spd = np.eye(n)[None].repeat(batch, axis=0) * 2.0
+    return jax.jit(lambda a: jnp.linalg.cholesky(a).sum()).lower(spd).compile()
 
-    spd = np.eye(3)[None].repeat(8, axis=0) * 2.0
-    assert not pool_safe(jax.jit(jnp.linalg.cholesky).lower(spd).compile())
+
+def test_a_program_whose_lapack_calls_jaxlib_spreads_over_its_pool_runs_its_chains_one_at_a_time():
+    # jaxlib 0.10 splits a LAPACK batch over XLA's intra-op pool and blocks on it once the
+    # batch's work (n^3 / 3 per Cholesky factor) reaches 200,000: two such executions at once
+    # deadlocked the reserving model on 2 cores. Below half that, or for one matrix, it runs inline.
+    import jax
+    import jax.numpy as jnp
+
+    from wager.kernel.nuts import LAPACK_INLINE_WORK, pool_safe
+
+    assert pool_safe(_cholesky_program(8, 3))
+    assert pool_safe(_cholesky_program(1, 300))  # one matrix: 9,000,000 but inline
+    assert 299 * (10**3 // 3) < LAPACK_INLINE_WORK < 301 * (10**3 // 3)
+    assert pool_safe(_cholesky_program(299, 10))
+    assert not pool_safe(_cholesky_program(301, 10))
+    assert not pool_safe(_cholesky_program(4000, 10))
+    # the gradient's triangular solves count too: (299, 10, 10) right-hand sides cost 1,000 each
+    spd = np.eye(10)[None].repeat(299, axis=0) * 2.0
+    assert not pool_safe(jax.jit(jax.grad(lambda a: jnp.linalg.cholesky(a).sum())).lower(spd).compile())
+    # a kernel whose cost wager does not model is refused unless it is one matrix
+    assert not pool_safe(jax.jit(jnp.linalg.eigh).lower(np.eye(3)[None].repeat(5, axis=0)).compile())
+    assert pool_safe(jax.jit(jnp.linalg.eigh).lower(np.eye(3)).compile())
     assert pool_safe(jax.jit(lambda x: jnp.sin(x).sum()).lower(spd).compile())
+
+
+def test_lapack_calls_wager_lets_share_the_pool_run_on_two_threads_without_deadlock():
+    """The installed jaxlib against ``LAPACK_INLINE_WORK``: the largest batch of 10 x 10
+    Cholesky factors ``pool_safe`` accepts, 2,000 times on each of two threads, in a
+    child process so that a deadlock fails the test instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, jax, jax.numpy as jnp\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from wager.kernel.nuts import pool_safe\n"
+        "a = np.eye(10)[None].repeat(299, axis=0) * 2.0\n"
+        "f = jax.jit(lambda a: jnp.linalg.cholesky(a).sum()).lower(a).compile()\n"
+        "assert pool_safe(f)\n"
+        "with ThreadPoolExecutor(2) as pool:\n"
+        "    sums = list(pool.map(lambda _: [float(f(a)) for _ in range(2000)], range(2)))\n"
+        "print(sums[0][-1])\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a LAPACK batch pool_safe accepts hung on two threads: LAPACK_INLINE_WORK is above this jaxlib's inline limit")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) == pytest.approx(299 * 10 * np.sqrt(2.0))
 
 
 def test_posterior_converts_to_inference_data_with_chain_and_draw_dimensions():

@@ -121,6 +121,32 @@ def test_integrating_the_group_effects_out_equals_the_joint_normal_of_the_panel(
     np.testing.assert_allclose(np.outer(scale.ravel(), scale.ravel()) * np.linalg.inv(precision), w_cov, atol=1e-12)
 
 
+@pytest.mark.parametrize("period", [4, 12])
+def test_the_normal_likelihood_of_the_largest_nuts_panel_may_run_its_chains_side_by_side(period):
+    """NUTS chains share the pool of chain threads only when their program's LAPACK calls
+    run inline (``wager.kernel.nuts.pool_safe``). The integrated-out likelihood's gradient
+    at the most series NUTS takes, quarterly and monthly, is such a program."""
+    import jax
+
+    from wager.forecast.filters import marginal_effects
+    from wager.forecast.model import Layout
+    from wager.forecast.problem import NUTS_MAX_SERIES
+    from wager.kernel.nuts import pool_safe
+
+    layout = Layout(period=period, groups=("region", "product"), levels=(8, 5))
+    n, p, dims = NUTS_MAX_SERIES, layout.n_initial, layout.pooled_dims
+    rng = np.random.default_rng(1)
+    index = np.column_stack([rng.integers(0, 8, n), 8 + rng.integers(0, 5, n)])
+    D = rng.normal(size=(n, 3 * p, p))
+    stats = (np.ones(n), rng.normal(size=(n, p)), np.einsum("ntp,ntq->npq", D, D), np.full(n, 3.0 * p))
+
+    def loglik(mean, var, sigma, scale):
+        return marginal_effects(stats, mean, var, sigma, index, scale, dims)[0]
+
+    arguments = (np.zeros((n, p)), np.ones((n, p)), np.ones(n), np.ones((13, len(dims))))
+    assert pool_safe(jax.jit(jax.grad(loglik, argnums=(0, 1, 2, 3))).lower(*arguments).compile())
+
+
 # --- fits ---------------------------------------------------------------------------------
 
 

@@ -7,8 +7,9 @@ one call; the method is recorded because the two give different draws.
 "Sequential" chains are independent calls of one compiled program, so they run
 on a pool of threads, one per CPU (``WAGER_CHAIN_THREADS``; XLA releases the GIL
 while a program runs): on two cores four chains take the time of two, and the
-draws are the same bits as one after the other. A program that calls LAPACK
-(a Cholesky, say) runs its chains one at a time instead (``pool_safe``).
+draws are the same bits as one after the other. A program whose LAPACK calls
+(a Cholesky, say) are big enough for jaxlib to spread over XLA's thread pool runs
+its chains one at a time instead: two such calls at once deadlock (``pool_safe``).
 Workers of a fan-out run one thread each (``wager.executors.worker_env``):
 there the parallelism is the workers'.
 
@@ -249,18 +250,53 @@ def chain_threads(chains: int) -> int:
 
 
 POOL_SAFE_CUSTOM_CALLS = frozenset({"xla_ffi_python_cpu_callback"})
-"""Custom calls a program may make and still run beside another execution of itself.
-Others are refused: XLA's CPU LAPACK kernels (``lapack_dpotrf_ffi``, a batched
-Cholesky) split their batch over the intra-op thread pool and wait for it, and two
-executions waiting at once deadlock (seen on 2 cores: the LCL reserving model
-hung in ``CholeskyFactorizationKernel``, jax 0.10.2)."""
+"""Custom calls a program may always make and still run beside another execution of itself."""
+
+LAPACK_INLINE_WORK = 100_000
+"""Work (batch x jaxlib's flop estimate per matrix) below which a LAPACK call is pool-safe:
+half of the 200,000 below which jaxlib's CPU kernels run a batch on the calling thread.
+Above it, jaxlib 0.10 splits the batch over XLA's intra-op thread pool and blocks on
+it, and two executions waiting at once deadlock (jaxlib ``GetLapackBatchChunkSize``
+and ``ParallelBatchMap``; on 2 cores and jaxlib 0.10.2, 590 10 x 10 Cholesky factors
+ran 3,000 times on two threads, 620 hung; so did the LCL reserving model). One
+matrix (a batch of 1) always runs inline."""
+
+_LAPACK_COST = {
+    "potrf": lambda rows, cols: rows**3 // 3,  # Cholesky
+    "trsm": lambda rows, cols: rows * cols * max(rows, cols),  # triangular solve, either side
+    "getrf": lambda rows, cols: rows * cols * min(rows, cols),  # LU
+}
+_CUSTOM_CALL = re.compile(r'custom_call_target="([^"]+)"(?:, operand_layout_constraints=\{((?:[^{}]|\{[^{}]*\})*)\})?')
+_SHAPE = re.compile(r"\w+\[([\d,]*)\]")
+
+
+def _lapack_inline(target: str, operands: str) -> bool:
+    """Whether jaxlib runs this LAPACK call on the calling thread (``LAPACK_INLINE_WORK``)."""
+    kernel = re.fullmatch(r"lapack_([sdcz])(\w+?)_ffi", target)
+    if kernel is None or not operands:
+        return False
+    shapes = [tuple(int(d) for d in dims.split(",") if d) for dims in _SHAPE.findall(operands)]
+    matrix = shapes[-1]  # the factored matrix, or a solve's right-hand side
+    if len(matrix) < 2:
+        return False
+    batch = int(np.prod(matrix[:-2], dtype=np.int64))
+    if batch == 1:
+        return True
+    cost = _LAPACK_COST.get(kernel.group(2))
+    if cost is None:
+        return False
+    work = batch * cost(*matrix[-2:]) * (3 if kernel.group(1) in "cz" else 1)
+    return work < LAPACK_INLINE_WORK
 
 
 def pool_safe(executable: Any) -> bool:
-    """Whether a compiled chain may run on several threads at once: true unless its
-    program makes a custom call outside ``POOL_SAFE_CUSTOM_CALLS``."""
-    targets = set(re.findall(r'custom_call_target="([^"]+)"', executable.as_text()))
-    return targets <= POOL_SAFE_CUSTOM_CALLS
+    """Whether a compiled chain may run on several threads at once: its custom calls are
+    all in ``POOL_SAFE_CUSTOM_CALLS`` or LAPACK calls small enough to run inline."""
+    for line in executable.as_text().splitlines():
+        for target, operands in _CUSTOM_CALL.findall(line):
+            if target not in POOL_SAFE_CUSTOM_CALLS and not _lapack_inline(target, operands):
+                return False
+    return True
 
 
 def _numpy(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
