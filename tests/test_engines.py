@@ -115,7 +115,7 @@ def test_lapack_calls_wager_lets_share_the_pool_run_on_two_threads_without_deadl
     except subprocess.TimeoutExpired:
         pytest.fail("a LAPACK batch pool_safe accepts hung on two threads: LAPACK_INLINE_WORK is above this jaxlib's inline limit")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert float(done.stdout) == pytest.approx(299 * 10 * np.sqrt(2.0))
+    assert float(done.stdout) == pytest.approx(299 * 10 * np.sqrt(2.0), rel=1e-4)  # float32 in the child
 
 
 def test_posterior_converts_to_inference_data_with_chain_and_draw_dimensions():
