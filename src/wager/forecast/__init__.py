@@ -46,19 +46,22 @@ def forecast_panel(
     period: float | None = None,
     seasonality: Any = "states",
     common_levels: str = "auto",
+    regressors: Sequence[str] = (),
     progress: Any = None,
     **inference: Any,
 ) -> ForecastResult:
     """Fit the panel model to a long table and draw forecast sample paths.
     ``seasonality``: ``"states"`` or ``{"fourier": K}``; ``common_levels``: ``"auto"``,
-    ``"on"`` or ``"off"`` (see ``wager.forecast.spec``)."""
+    ``"on"`` or ``"off"`` (see ``wager.forecast.spec``); ``regressors``: columns of
+    ``frame`` with values at every time, the ``horizon`` periods after the data
+    included (rows whose ``value`` is missing)."""
     from wager.forecast.domain import prepare
     from wager.forecast.spec import ForecastSpec
     from wager.kernel.gates import check
     from wager.kernel.inference import infer
 
     spec = ForecastSpec(
-        data={"time": time, "group": list(groups), "value": value},
+        data={"time": time, "group": list(groups), "value": value, "regressors": list(regressors)},
         horizon=horizon,
         period=period,
         seasonality=seasonality,
