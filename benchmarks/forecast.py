@@ -24,6 +24,9 @@ Protocol:
 * Cold-start slice: the same origins, but each series keeps only its last 8
   observations before the origin (earlier values missing; the MASE scale
   still comes from the full history).
+* Scaled CRPS by horizon, and (with AutoETS among the methods) a reference
+  that is not a forecast: AutoETS fitted to every quarter, test quarters
+  included, predicting each test quarter one step ahead (``hindsight_one_step``).
 
 Methods:
 
@@ -229,6 +232,40 @@ def summarize(scores: list[dict[str, np.ndarray]]) -> dict[str, float]:
     for level in LEVELS:
         summary[f"coverage_{level}"] = float(pooled[f"covered_{level}"].mean())
     return summary
+
+
+def crps_by_horizon(scores: list[dict[str, np.ndarray]]) -> list[float]:
+    """Scaled CRPS per horizon (1..HORIZON), pooled over series and origins."""
+    crps = sum(s["crps"].sum(axis=0) for s in scores)
+    size = sum(s["abs_actual"].sum(axis=0) for s in scores)
+    return [float(c / a) for c, a in zip(crps, size)]
+
+
+def hindsight_one_step(panel: Panel, origins: tuple[int, ...], workers: int) -> dict[str, float]:
+    """A reference, not a forecast: AutoETS fitted to every quarter (the test quarters
+    included), each test quarter predicted one step ahead from the quarter before it
+    (statsforecast's in-sample fitted values), Normal with the series' in-sample
+    residual sd. Scaled CRPS over each origin's test quarters and pooled: what one-step
+    errors with hindsight parameters score, against which 1-8-step forecasts are judged."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    ids = series_ids(panel.keys)
+    frame = pd.DataFrame({"unique_id": np.repeat(ids, len(panel.quarters)), "ds": np.tile(panel.quarters, len(ids)), "y": panel.values.ravel()})
+    model = StatsForecast(models=[AutoETS(season_length=SEASON)], freq="QS", n_jobs=min(workers, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.forecast(df=frame, h=1, fitted=True)
+    fitted = model.forecast_fitted_values().pivot(index="unique_id", columns="ds", values="AutoETS").reindex(ids).to_numpy()
+    sd = np.nanstd(panel.values[:, SEASON:] - fitted[:, SEASON:], axis=1)[:, None]
+    crps, size = {}, {}
+    for n in origins:
+        window = slice(n, n + HORIZON)
+        label = quarter_label(panel.quarters[n])
+        y = panel.values[:, window]
+        crps[label] = crps_normal(fitted[:, window], np.broadcast_to(sd, y.shape), y).sum()
+        size[label] = np.abs(y).sum()
+    return {**{k: float(crps[k] / size[k]) for k in crps}, "pooled": float(sum(crps.values()) / sum(size.values()))}
 
 
 # --- methods -----------------------------------------------------------------------
@@ -457,7 +494,7 @@ def evaluate(panel: Panel, method: Method, cold_start: bool, origins: tuple[int,
             "train_quarters": n, "first_test_quarter": quarter_label(panel.quarters[n]), "seconds": elapsed,
             "gates": getattr(predictive, "gates", ""), **summarize([origin_scores]),
         })
-    return {**summarize(scores), "seconds": seconds, "per_origin": per_origin}
+    return {**summarize(scores), "seconds": seconds, "per_origin": per_origin, "crps_by_horizon": crps_by_horizon(scores)}
 
 
 def quarter_label(day: pd.Timestamp) -> str:
@@ -510,7 +547,7 @@ def targets(name: str, results: dict[str, dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins: tuple[int, ...], seed: int, workers: int) -> str:
+def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins: tuple[int, ...], seed: int, workers: int, reference: dict[str, float] | None = None) -> str:
     packages = ["wager", "numpy", "pandas", "scipy", "jax", "numpyro", "statsforecast", "hierarchicalforecast", "prophet", "cmdstanpy"]
     tests = ", ".join(f"{quarter_label(panel.quarters[n])}-{quarter_label(panel.quarters[n + HORIZON - 1])}" for n in origins)
     lines = [
@@ -554,6 +591,24 @@ def report(panel: Panel, chosen: list[Method], results: dict[str, dict], origins
                 f"| {name} | {o['first_test_quarter']} | {o['mase']:.3f} | {o['scaled_crps']:.4f} | {o['coverage_80']:.3f} | "
                 f"{o['coverage_95']:.3f} | {o['seconds']:.1f} | {o['gates'] or '-'} |"
             )
+    lines += [
+        "",
+        "Scaled CRPS by horizon (full history, pooled over origins; every origin's first test quarter is a Q1):",
+        "",
+        "| method | " + " | ".join(f"h={h}" for h in range(1, HORIZON + 1)) + " |",
+        "|---|" + "---:|" * HORIZON,
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{c:.4f}" for c in r["full"]["crps_by_horizon"]) + " |")
+    if reference is not None:
+        per_origin = ", ".join(f"{k} {v:.4f}" for k, v in reference.items() if k != "pooled")
+        lines += [
+            "",
+            f"Reference, not a forecast (`hindsight_one_step`): AutoETS fitted to all {len(panel.quarters)} quarters, test quarters "
+            "included, each test quarter predicted one step ahead from the quarter before it (its in-sample fitted values), "
+            f"Normal with the series' in-sample residual sd: scaled CRPS {reference['pooled']:.4f} over the test quarters "
+            f"(per window from {per_origin}).",
+        ]
     lines += [
         "",
         f"Cold start (last {COLD_START} observations per series):",
@@ -614,11 +669,12 @@ def main() -> None:
         importlib.import_module(module)  # fail now, not after the other methods have run
 
     results = run(panel, chosen, origins, args.seed, args.workers, args.quiet, slices)
-    body = report(panel, chosen, results, origins, args.seed, args.workers)
+    reference = hindsight_one_step(panel, origins, args.workers) if "autoets" in args.methods.split(",") else None
+    body = report(panel, chosen, results, origins, args.seed, args.workers, reference)
     print(body)
     if args.json:
         meta = {"measured": now(), "machine": machine(), "seed": args.seed, "workers": args.workers, "origins": list(origins), "horizon": HORIZON}
-        args.json.write_text(json.dumps({**meta, "methods": results}, indent=1))
+        args.json.write_text(json.dumps({**meta, "methods": results, "hindsight_one_step": reference}, indent=1))
     if args.doc:
         write_section(args.doc, args.section, args.heading, body)
 
