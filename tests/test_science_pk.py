@@ -60,7 +60,8 @@ def test_the_hierarchical_model_recovers_simulated_population_parameters():
     truth = {"ka_pop": 1.5, "cl_pop": 0.04, "v_pop": 0.5, "omega_ka": 0.4, "omega_cl": 0.3, "omega_v": 0.15,
              "sigma_add": 0.2, "sigma_prop": 0.1}
     trial = simulate_trial(np.random.default_rng(2024), truth, patients=16)
-    posterior = infer(pk.build_model(trial), InferenceConfig(engine="nuts", chains=4, warmup=400, draws=400, target_accept=0.9, seed=3))
+    # 4 x 400 left split R-hat at 1.011 on an AMD EPYC (4 x 800: 1.007); the chains' floating point differs by CPU
+    posterior = infer(pk.build_model(trial), InferenceConfig(engine="nuts", chains=4, warmup=500, draws=800, target_accept=0.9, seed=3))
     report, _ = check(posterior, GatePolicy(min_ess_bulk=200, min_ess_tail=200))  # a recovery check, not a decision
     assert report.passed, [g.describe() for g in report.failed]
     for name, value in truth.items():
