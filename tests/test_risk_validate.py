@@ -33,8 +33,8 @@ def test_validate_runs_every_check_on_each_risk_example(task):
 
     path = EXAMPLES / f"risk_{task}.yaml"
     spec = load_spec(path)
-    longer = {"warmup": 1000, "draws": 2000} if task == "claims" else {"warmup": 500, "draws": 1000}
-    spec = spec.model_copy(update={"inference": spec.inference.model_copy(update={"chains": 2, **longer})})
+    lengths = {"warmup": 1000, "draws": 2000} if task == "claims" else {"warmup": 500, "draws": 1000}
+    spec = spec.model_copy(update={"inference": spec.inference.model_copy(update={"chains": 2, **lengths})})
     checked = validate(spec=spec, base_dir=path.parent, sbc_simulations=0)
     status = {c.name: c for c in checked.checks}
     assert list(status) == ["gates", "replay", *CHECKS]
