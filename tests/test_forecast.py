@@ -576,3 +576,18 @@ def test_padding_the_time_axis_changes_neither_the_density_nor_the_forecast(like
     key = jax.random.PRNGKey(1)
     with_padding, without = run(key, latents, padded), run(key, latents, unpadded)
     np.testing.assert_allclose(np.asarray(with_padding["paths"]), np.asarray(without["paths"]), rtol=1e-12)
+
+
+def test_nuts_chains_start_at_prior_draws_except_with_common_levels_or_a_warm_start():
+    """``ForecastProblem.nuts_init``: prior starts for the model ``auto`` samples with NUTS,
+    uniform ones with common levels, an ADVI warm start where ``auto`` would run SVI."""
+    from wager.forecast.domain import prepare
+    from wager.forecast.spec import ForecastSpec
+
+    history, _ = simulate_panel({"region": 2, "product": 2}, n_time=16, seed=0)
+    data = {"time": "time", "group": ["region", "product"], "value": "value"}
+    small = prepare(ForecastSpec(data=data, horizon=2), frame=history)
+    common = prepare(ForecastSpec(data=data, horizon=2, common_levels="on"), frame=history)
+    assert (small.model.nuts_init, common.model.nuts_init) == ("prior", "uniform")
+    large, _ = simulate_panel({"region": 7, "product": 7}, n_time=16, seed=0)  # 49 series: auto runs SVI
+    assert prepare(ForecastSpec(data=data, horizon=2, inference={"engine": "nuts"}), frame=large).model.nuts_init == "vi"

@@ -1,6 +1,7 @@
-"""NUTS warm-started from ADVI (``Model.nuts_init="vi"``): the guide's variances become
-the first mass matrix (site by site, in NumPyro's order), each chain starts at its own
-guide draw, and the posterior is still the posterior."""
+"""Where NUTS chains start (``Model.nuts_init``). Warm-started from ADVI (``"vi"``): the
+guide's variances become the first mass matrix (site by site, in NumPyro's order), each
+chain starts at its own guide draw, and the posterior is still the posterior. From the
+prior (``"prior"``): each chain at its own prior draw, wherever the prior puts its mass."""
 
 from __future__ import annotations
 
@@ -56,3 +57,23 @@ def test_warm_started_posterior_matches_the_closed_form_and_is_reproducible() ->
         assert draws.std() == pytest.approx(sd, rel=0.1), name
     # the chains start at different guide draws
     assert post.draws["b"][0, 0] != post.draws["b"][1, 0]
+
+
+def far_prior():
+    """A prior a thousand sds from the origin, where a uniform start on (-2, 2) lands."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    numpyro.sample("x", dist.Normal(1000.0, 1.0))
+
+
+def test_prior_start_puts_each_chain_at_its_own_prior_draw() -> None:
+    # No warmup and trees of one leapfrog step, so the draws stay near where each chain started.
+    config = InferenceConfig(engine="nuts", chains=2, warmup=0, draws=10, seed=5, max_tree_depth=1)
+    prior = infer(Model(name="far", numpyro_model=far_prior, nuts_init="prior"), config)
+    uniform = infer(Model(name="far", numpyro_model=far_prior, nuts_init="uniform"), config)
+    assert np.all(np.abs(prior.draws["x"] - 1000.0) < 10)
+    assert prior.draws["x"][0, 0] != prior.draws["x"][1, 0]
+    assert np.all(np.abs(uniform.draws["x"][:, 0] - 1000.0) > 100)  # the first step from (-2, 2) gets part of the way
+    assert prior.settings["init"].startswith("each chain at its own draw from the prior")
+    assert uniform.settings["init"].startswith("uniform")

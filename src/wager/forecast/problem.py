@@ -253,9 +253,22 @@ class ForecastProblem:
             # version 2: zero-sum effects on the smoothing rates and the noise scale; 3: common levels
             name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="3",
             vi_reason=self.vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
-            # NUTS asked for on a large panel: from a unit mass matrix its warmup runs at the tree-depth limit
-            nuts_init="uniform" if self.vi_reason is None else "vi",
+            nuts_init=self.nuts_init,
         )
+
+    @property
+    def nuts_init(self) -> str:
+        """Where NUTS chains start (``Model.nuts_init``). A panel ``auto`` hands to SVI, NUTS
+        asked for anyway: an ADVI warm start, since from a unit mass matrix warmup runs at the
+        tree-depth limit. Otherwise a prior draw each: a uniform start on (-2, 2) puts the trend,
+        of prior sd 0.1, at up to two panel sds a period, where simulated panels' likelihoods
+        were exp(-1e8) to exp(-1e14) and one chain in ten shrank its step size to nothing
+        (docs/benchmarks.md). Except with common levels, whose NUTS fits keep the uniform start:
+        with prior starts their SBC (tests/test_forecast_sbc.py, seed 1, 50 fits at target 0.8,
+        most of them divergent) failed on a series' initial trend, with uniform starts it passes."""
+        if self.vi_reason is not None:
+            return "vi"
+        return "uniform" if self.layout.common else "prior"
 
     # --- validation (``wager validate``) ------------------------------------------
 

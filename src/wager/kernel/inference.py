@@ -55,9 +55,14 @@ class Model:
     ``exact_overrides`` replace keyword data where the model's exact density is
     needed: a model that mini-batches under SVI (``{"batch": 256}`` in ``data``)
     gives ``{"batch": None}`` here, and the PSIS check evaluates it whole.
-    ``nuts_init="vi"`` warm-starts NUTS from an ADVI fit (each chain at a draw
-    from the guide, the mass matrix at its variances): for models large enough
-    that warmup from a unit mass matrix runs at the tree-depth limit.
+    ``nuts_init`` says where NUTS chains start: ``"uniform"`` on (-2, 2) in the
+    unconstrained space (Stan's default); ``"prior"`` each at its own draw from
+    the prior, for models whose parameters' scales differ so much that a
+    uniform start lands where the likelihood is astronomically small (a trend of
+    two panel sds a period where the prior says 0.1), and warmup can collapse the
+    step size there for good; ``"vi"`` warm-starts from an ADVI fit (each chain
+    at a draw from the guide, the mass matrix at its variances): for models large
+    enough that warmup from a unit mass matrix runs at the tree-depth limit.
     """
 
     name: str
@@ -68,7 +73,7 @@ class Model:
     log_likelihood: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
     vi_reason: str | None = None
     exact_overrides: Mapping[str, Any] = field(default_factory=dict)
-    nuts_init: Literal["uniform", "vi"] = "uniform"
+    nuts_init: Literal["uniform", "prior", "vi"] = "uniform"
 
 
 class EngineError(RuntimeError):

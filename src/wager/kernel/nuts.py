@@ -16,7 +16,7 @@ there the parallelism is the workers'.
 **One compiled chain per model.** wager drives NumPyro's NUTS kernel
 (``numpyro.infer.hmc.hmc`` with ``initialize_model(..., dynamic_args=True)``)
 itself: one jitted function runs a whole chain (initial point by
-``init_to_uniform``, warmup with step-size and diagonal mass-matrix adaptation,
+``init_to_uniform``, or a draw from the prior: ``Model.nuts_init``; warmup with step-size and diagonal mass-matrix adaptation,
 then the kept draws, constrained), with the data's arrays as its arguments and
 everything else (priors, Python numbers, strings) bound into the model. The
 compiled chain is kept per model function, constants and sampler settings, so
@@ -96,20 +96,20 @@ def run_nuts(
     arrays, constants = split_data(data)
     # the chain's prototype (the unconstrained layout) is read off the first data it sees: shapes are part of the key
     shapes = tuple(sorted((k, np.shape(v), str(np.asarray(v).dtype)) for k, v in arrays.items()))
-    key = (model.numpyro_model, _constants_key(constants), _settings(config), shapes)
+    key = (model.numpyro_model, _constants_key(constants), _settings(config), shapes, model.nuts_init)
     warm = _warm_start(model, config, seeds, progress) if model.nuts_init == "vi" else None
     starts = None if warm is None else warm[0]
     traced = key not in _UNTRACEABLE
     if traced:
         try:
-            chain = _compiled_chain(key, model.numpyro_model, constants, arrays, config)
+            chain = _compiled_chain(key, model.numpyro_model, constants, arrays, config, model.nuts_init)
             samples, extra = _sample(chain, config, seeds, arrays, progress, starts)
         except jax.errors.JAXTypeError:
             _UNTRACEABLE.add(key)
             traced = False
     if not traced:
         # the model reads its data's values in Python: bind them as constants
-        chain = _Chain(model.numpyro_model, data, {}, config)
+        chain = _Chain(model.numpyro_model, data, {}, config, model.nuts_init)
         samples, extra = _sample(chain, config, seeds, {}, progress, starts)
 
     stats = {
@@ -136,11 +136,17 @@ def run_nuts(
             "max_tree_depth": config.max_tree_depth,
             "chain_method": config.chain_method,
             "data_as_arguments": traced,
-            "init": "uniform on (-2, 2) in unconstrained space; unit diagonal mass matrix" if warm is None else warm[1],
+            "init": COLD_STARTS[model.nuts_init] if warm is None else warm[1],
             **numerics,
         },
     )
 
+
+COLD_STARTS = {
+    "uniform": "uniform on (-2, 2) in unconstrained space; unit diagonal mass matrix",
+    "prior": "each chain at its own draw from the prior; unit diagonal mass matrix",
+}
+"""Where chains start without a warm start (``Model.nuts_init``), in words for the record."""
 
 WARM_START_STREAM = 7_351
 """``derive_seed`` stream of a warm start's ADVI fit and starting draws (apart from the chain seeds)."""
@@ -187,7 +193,7 @@ def _sample(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run every chain; draws and stats stacked ``(chains, draws, ...)``. ``starts``: each
     chain's unconstrained starting point (stacked per site) and the first inverse mass
-    matrix (``_warm_start``); ``None`` starts from ``init_to_uniform`` and unit mass."""
+    matrix (``_warm_start``); ``None`` starts where ``Model.nuts_init`` says (``COLD_STARTS``), at unit mass."""
     import jax
 
     label = f"NUTS chains ({config.warmup} warmup + {config.draws} draws each)"
@@ -328,9 +334,12 @@ class _Chain:
     and the chains that threads then run share the one executable.
     """
 
-    def __init__(self, fn: Callable, constants: Mapping[str, Any], example: Mapping[str, Any], config: InferenceConfig) -> None:
+    def __init__(
+        self, fn: Callable, constants: Mapping[str, Any], example: Mapping[str, Any], config: InferenceConfig, init: str = "uniform"
+    ) -> None:
         import jax
         from numpyro.infer.hmc import hmc
+        from numpyro.infer.initialization import init_to_sample
         from numpyro.infer.util import ParamInfo, find_valid_initial_params, init_to_uniform, initialize_model
 
         bound = _Bound(fn, dict(constants))
@@ -339,6 +348,7 @@ class _Chain:
         )
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         warmup, draws = config.warmup, config.draws
+        cold_start = init_to_sample if init == "prior" else init_to_uniform  # COLD_STARTS
 
         def run_chain(rng_key: Any, arrays: Mapping[str, Any], start: Any = None) -> tuple[dict, dict]:
             key_init, key_run = jax.random.split(rng_key)
@@ -346,7 +356,7 @@ class _Chain:
                 # a finite starting point (z, potential energy, gradient); if none is found in 100 tries
                 # the chain diverges from its first step and the gates block the run
                 found, _ = find_valid_initial_params(
-                    key_init, bound, init_strategy=init_to_uniform, model_kwargs=arrays, prototype_params=prototype.z
+                    key_init, bound, init_strategy=cold_start, model_kwargs=arrays, prototype_params=prototype.z
                 )
                 params, inverse_mass = ParamInfo(*found), None
             else:  # a warm start: the point and the first diagonal inverse mass matrix are given
@@ -409,13 +419,15 @@ CHAINS_KEPT = 8
 """How many compiled chains a process keeps (least recently used dropped first)."""
 
 
-def _compiled_chain(key: tuple, fn: Callable, constants: Mapping[str, Any], arrays: Mapping[str, Any], config: InferenceConfig) -> _Chain:
+def _compiled_chain(
+    key: tuple, fn: Callable, constants: Mapping[str, Any], arrays: Mapping[str, Any], config: InferenceConfig, init: str
+) -> _Chain:
     with _CHAINS_LOCK:
         chain = _CHAINS.get(key)
         if chain is not None:
             _CHAINS.move_to_end(key)
             return chain
-    chain = _Chain(fn, constants, arrays, config)
+    chain = _Chain(fn, constants, arrays, config, init)
     with _CHAINS_LOCK:
         _CHAINS[key] = chain
         while len(_CHAINS) > CHAINS_KEPT:
