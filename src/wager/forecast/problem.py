@@ -250,8 +250,9 @@ class ForecastProblem:
         if self.svi_batch is not None:
             data["batch"] = int(self.svi_batch)  # NUTS refuses a subsampled plate: mini-batching is for SVI only
         return Model(
-            # version 2: zero-sum effects on the smoothing rates and the noise scale; 3: common levels
-            name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="3",
+            # version 2: zero-sum effects on the smoothing rates and the noise scale; 3: common levels;
+            # 4: NUTS chains start at prior draws (``nuts_init``), so runs of 3 no longer regenerate bit for bit
+            name=f"forecast:{self.likelihood}", numpyro_model=forecast_model, data=data, version="4",
             vi_reason=self.vi_reason, exact_overrides={"batch": None} if "batch" in data else {},
             nuts_init=self.nuts_init,
         )
@@ -262,7 +263,7 @@ class ForecastProblem:
         asked for anyway: an ADVI warm start, since from a unit mass matrix warmup runs at the
         tree-depth limit. Otherwise a prior draw each: a uniform start on (-2, 2) puts the trend,
         of prior sd 0.1, at up to two panel sds a period, where simulated panels' likelihoods
-        were exp(-1e8) to exp(-1e14) and one chain in ten shrank its step size to nothing
+        were as small as exp(-1e14), and one chain in ten shrank its step size to nothing
         (docs/benchmarks.md). Except with common levels, whose NUTS fits keep the uniform start:
         with prior starts their SBC (tests/test_forecast_sbc.py, seed 1, 50 fits at target 0.8,
         most of them divergent) failed on a series' initial trend, with uniform starts it passes."""

@@ -16,8 +16,9 @@ there the parallelism is the workers'.
 **One compiled chain per model.** wager drives NumPyro's NUTS kernel
 (``numpyro.infer.hmc.hmc`` with ``initialize_model(..., dynamic_args=True)``)
 itself: one jitted function runs a whole chain (initial point by
-``init_to_uniform``, or a draw from the prior: ``Model.nuts_init``; warmup with step-size and diagonal mass-matrix adaptation,
-then the kept draws, constrained), with the data's arrays as its arguments and
+``init_to_uniform`` or a draw from the prior, as ``Model.nuts_init`` says;
+warmup with step-size and diagonal mass-matrix adaptation; then the kept
+draws, constrained), with the data's arrays as its arguments and
 everything else (priors, Python numbers, strings) bound into the model. The
 compiled chain is kept per model function, constants and sampler settings, so
 fitting the same model to new data of the same shapes (SBC, replays,
