@@ -378,6 +378,11 @@ BAD = [
     (["--likelihood", "negbin", "--value", "signed"], ["data.value", "count likelihood needs values >= 0"]),
     (["--group", "region"], ["data.time", "more than one row"]),
     (["--data", "irregular.csv"], ["data.time", "not on a regular grid"]),
+    (["--data", "unlabelled.csv"], ["data.group", "row 6 has no label in grouping column 'product'"]),
+    (["--data", "misdated.csv"], ["data.time", "row 2 holds 'soon', which is not a date"]),
+    (["--time", "index"], ["data.time", "holds numbers (0, ...), not times"]),
+    (["--events", "unnamed.csv"], ["data.events.event", "row 2 has no event name"]),
+    (["--engine", "exact"], ["inference.engine", "no exact (conjugate) update"]),
     (["--common-levels", "sideways"], ["common_levels", "'auto', 'on' or 'off'"]),
     (["--common-levels", "on", "--likelihood", "negbin", "--value", "whole"], ["common_levels", "normal and student_t"]),
 ]
@@ -391,12 +396,15 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
     irregular = history.copy()
     irregular.loc[irregular["time"] == irregular["time"].max(), "time"] = pd.Timestamp("2013-12-17")
     irregular.to_csv(folder / "irregular.csv", index=False)
+    history.assign(product=history["product"].where(np.arange(len(history)) != 5)).to_csv(folder / "unlabelled.csv", index=False)
+    history.assign(time=history["time"].astype(str).where(np.arange(len(history)) != 1, "soon")).to_csv(folder / "misdated.csv", index=False)
+    history.assign(index=np.arange(len(history))).to_csv(path, index=False)
+    pd.DataFrame({"time": [history["time"].max()] * 2, "event": ["promo", None]}).to_csv(folder / "unnamed.csv", index=False)
     before = sorted(p.name for p in folder.iterdir())
     args = {"--data": str(path), "--time": "time", "--group": "region,product", "--value": "value", "--horizon": "2"}
     args.update(dict(zip(change[::2], change[1::2])))
-    if args["--data"] == "irregular.csv":
-        args["--data"] = str(folder / "irregular.csv")
-    result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--no-record", "--quiet"], folder)
+    # the run is recorded, as by default: bad input must stop before the registry is opened
+    result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--quiet"], folder)
     assert_refused(result, fragments, folder, before)
 
 

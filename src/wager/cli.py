@@ -120,14 +120,15 @@ class Recording:
 
 
 def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, quiet: bool, recording: Recording) -> None:
-    from wager.workflow.pipeline import result_json, run
+    from wager.workflow.pipeline import prepare, result_json, run
 
     with exits_on_error():
         spec = build()
+        problem = prepare(spec, base_dir)  # bad input stops here, before the registry is opened
         registry = _open_registry(recording.db) if recording.enabled else None
         plan = _plan_check(registry, spec) if registry is not None else None
         with _progress(enabled=not (quiet or as_json)) as progress:
-            result = run(spec, base_dir=base_dir, progress=progress)
+            result = run(spec, base_dir=base_dir, progress=progress, problem=problem)
         sensitivity = _sensitivity(result, base_dir)
         payload = result_json(result)
         payload["plan"] = plan.to_json() if plan else None

@@ -109,9 +109,13 @@ class Panel:
         values = values.to_numpy(dtype=float)
         if np.isinf(values).any():
             raise SpecError(f"{field}.value", f"column {value!r} holds an infinite value")
-        keys = frame[list(groups)].astype(str)
-        if keys.isin(["", "nan", "None"]).any().any():
-            raise SpecError(f"{field}.group", "every row needs a label in each grouping column")
+        labels = frame[list(groups)]
+        keys = labels.astype(str)
+        unlabelled = labels.isna() | keys.apply(lambda column: column.str.strip() == "")
+        if unlabelled.any().any():
+            row = int(np.flatnonzero(unlabelled.any(axis=1).to_numpy())[0])
+            column = groups[int(np.flatnonzero(unlabelled.iloc[row].to_numpy())[0])]
+            raise SpecError(f"{field}.group", f"row {row + 1} has no label in grouping column {column!r}; every row needs one in each")
 
         table = keys.assign(_time=stamps.to_numpy())
         dup = table.duplicated(keep=False)
@@ -205,6 +209,9 @@ class Panel:
         stamps = _parse_times(events["time"], f"{field}.time")
         t_all = self.times.append(self.future)
         t_idx = pd.Index(t_all).get_indexer(stamps)
+        unnamed = events["event"].isna() | (events["event"].astype(str).str.strip() == "")
+        if unnamed.any():
+            raise SpecError(f"{field}.event", f"row {int(np.flatnonzero(unnamed.to_numpy())[0]) + 1} has no event name")
         names = tuple(sorted(events["event"].astype(str).unique()))
         extra = np.zeros((self.n_series, len(t_all), len(names)))
         scope = [g for g in self.groups if g in events.columns]
@@ -253,10 +260,15 @@ def transform(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _parse_times(column: pd.Series, field: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        # pandas would read 2024 as 2024 nanoseconds after 1970
+        raise SpecError(field, f"holds numbers ({column.iloc[0]}, ...), not times: write dates (2024-01-31) or periods (2024Q1, 2024-01)")
     try:
         stamps = pd.to_datetime(column, errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise SpecError(field, f"times must be dates or date-times; {exc}") from None
+    except (ValueError, TypeError, OverflowError):
+        unread = pd.to_datetime(column, errors="coerce").isna() & column.notna()
+        row = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
+        raise SpecError(field, f"row {row + 1} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
     if stamps.isna().any():
         raise SpecError(field, f"row {int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 1} has no time")
     if getattr(stamps.dt, "tz", None) is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from wager.errors import SpecError
 from wager.kernel.diagnostics import Diagnostics
 from wager.kernel.gates import GateReport, check
-from wager.kernel.inference import EngineError, Model, ProgressFn, infer
+from wager.kernel.inference import EngineError, Model, ProgressFn, choose_engine, infer
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
@@ -83,19 +83,29 @@ class RunResult:
         return self.status == "decided"
 
 
+def prepare(spec: BaseModel, base_dir: str | Path | None = None, **prepare_kwargs: Any) -> Problem:
+    """``spec``'s problem, its data read and checked, its model built and its engine
+    chosen: all bad input is raised here, as ``SpecError``, before a caller opens or
+    writes anything (the CLI opens the registry after it)."""
+    problem = domain_prepare(spec)(spec, base_dir=Path(base_dir) if base_dir else None, **prepare_kwargs)
+    try:
+        choose_engine(problem.model, spec.inference.engine)  # type: ignore[attr-defined]
+    except EngineError as exc:
+        raise SpecError("inference.engine", str(exc)) from None
+    return problem
+
+
 def run(
     spec: BaseModel,
     base_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
+    problem: Problem | None = None,
     **prepare_kwargs: Any,
 ) -> RunResult:
-    """Run ``spec`` through the shared path."""
-    problem = domain_prepare(spec)(spec, base_dir=Path(base_dir) if base_dir else None, **prepare_kwargs)
-    config = spec.inference  # type: ignore[attr-defined]
-    try:
-        posterior = infer(problem.model, config, progress)
-    except EngineError as exc:
-        raise SpecError("inference.engine", str(exc)) from None
+    """Run ``spec`` through the shared path (``problem``: ``prepare``'s, where the caller has it)."""
+    if problem is None:
+        problem = prepare(spec, base_dir, **prepare_kwargs)
+    posterior = infer(problem.model, spec.inference, progress)  # type: ignore[attr-defined]
     report, diagnostics = check(posterior, spec.gates)  # type: ignore[attr-defined]
     common = dict(spec=spec, problem=problem, posterior=posterior, gates=report, diagnostics=diagnostics, priors=problem.priors)
     if not report.passed:
