@@ -381,6 +381,7 @@ BAD = [
     (["--data", "unlabelled.csv"], ["data.group", "row 6 has no label in grouping column 'product'"]),
     (["--data", "misdated.csv"], ["data.time", "row 2 holds 'soon', which is not a date"]),
     (["--time", "index"], ["data.time", "holds numbers (0, ...), not times"]),
+    (["--time", "blank"], ["data.time", "row 1 has no time"]),
     (["--events", "unnamed.csv"], ["data.events.event", "row 2 has no event name"]),
     (["--engine", "exact"], ["inference.engine", "no exact (conjugate) update"]),
     (["--common-levels", "sideways"], ["common_levels", "'auto', 'on' or 'off'"]),
@@ -398,7 +399,7 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
     irregular.to_csv(folder / "irregular.csv", index=False)
     history.assign(product=history["product"].where(np.arange(len(history)) != 5)).to_csv(folder / "unlabelled.csv", index=False)
     history.assign(time=history["time"].astype(str).where(np.arange(len(history)) != 1, "soon")).to_csv(folder / "misdated.csv", index=False)
-    history.assign(index=np.arange(len(history))).to_csv(path, index=False)
+    history.assign(index=np.arange(len(history)), blank=np.nan).to_csv(path, index=False)
     pd.DataFrame({"time": [history["time"].max()] * 2, "event": ["promo", None]}).to_csv(folder / "unnamed.csv", index=False)
     before = sorted(p.name for p in folder.iterdir())
     args = {"--data": str(path), "--time": "time", "--group": "region,product", "--value": "value", "--horizon": "2"}

@@ -260,9 +260,9 @@ def transform(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _parse_times(column: pd.Series, field: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column):  # booleans too
+    if pd.api.types.is_numeric_dtype(column) and column.notna().any():  # booleans too; all empty: "has no time"
         # pandas would read 2024 as 2024 nanoseconds after 1970
-        raise SpecError(field, f"holds numbers ({column.iloc[0]}, ...), not times: write dates (2024-01-31) or periods (2024Q1, 2024-01)")
+        raise SpecError(field, f"holds numbers ({column.dropna().iloc[0]}, ...), not times: write dates (2024-01-31) or periods (2024Q1, 2024-01)")
     try:
         stamps = pd.to_datetime(column, errors="raise")
     except (ValueError, TypeError, OverflowError):
