@@ -89,7 +89,7 @@ def test_bad_specs(text, fragments, workdir):
 def test_bad_per_visitor_table(workdir):
     (workdir / "visits.csv").write_text("arm,value\nA,1\nA,0\nB,1\nB,nan\n")
     path = spec_file(workdir, "data: {path: visits.csv}\n")
-    assert_bad_input(invoke(["run", path], workdir), "data.value", "row 3 is nan", cwd=workdir)
+    assert_bad_input(invoke(["run", path], workdir), "data.value", "row 4 is nan", cwd=workdir)
     (workdir / "visits.csv").write_text("arm,value\nA,1\nA,0\nB,2\nB,0\n")
     _before[workdir] = [p.name for p in workdir.iterdir()]
     assert_bad_input(invoke(["run", path], workdir), "data.value", "a conversion is 0 or 1", cwd=workdir)

@@ -285,6 +285,16 @@ def test_a_model_file_that_fails_to_import_is_bad_input(tmp_path):
     assert code == 2 and "model: importing eight_schools.py failed: ModuleNotFoundError" in err
 
 
+def test_a_missing_value_in_the_data_table_is_named_by_its_row(tmp_path):
+    spec = write_spec(tmp_path, lambda raw: None)
+    table = tmp_path / "eight_schools.csv"
+    lines = table.read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + ","  # the third school's sigma left empty
+    table.write_text("\n".join(lines) + "\n")
+    code, err = wager_run(spec)
+    assert code == 2 and "data.sigma: row 3 is missing or not finite" in err, err
+
+
 def test_a_model_without_a_priors_argument_is_bad_input(tmp_path):
     spec = write_spec(tmp_path, lambda raw: None)
     (tmp_path / "eight_schools.py").write_text("def noncentered(y, sigma):\n    pass\n")

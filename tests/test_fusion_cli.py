@@ -87,21 +87,22 @@ def drive_table(rows: int = 400, every: int = 100) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    "change, field",
+    "change, field, fragment",
     [
-        (lambda f: f.assign(gps=np.where(np.arange(len(f)) == 5, 1.0, f["gps"])), "data.gps"),  # a fix off the 1 Hz grid
-        (lambda f: f.iloc[:350], "data.gps_every"),  # not a whole number of stretches
-        (lambda f: f.assign(accel=np.where(np.arange(len(f)) == 7, np.nan, f["accel"])), "data.accel"),  # a control is never missing
-        (lambda f: f.assign(gps=np.where(np.arange(len(f)) == 199, np.nan, f["gps"])), "data.gps"),  # a missing fix, not declared
-        (lambda f: f.rename(columns={"gps": "position"}), "data.gps"),
+        # a fix off the 1 Hz grid, in the table's sixth data row (rows are counted from 1)
+        (lambda f: f.assign(gps=np.where(np.arange(len(f)) == 5, 1.0, f["gps"])), "data.gps", "row 6 has a fix between fix rows"),
+        (lambda f: f.iloc[:350], "data.gps_every", "whole number"),  # not a whole number of stretches
+        (lambda f: f.assign(accel=np.where(np.arange(len(f)) == 7, np.nan, f["accel"])), "data.accel", "row 8 is not"),  # a control is never missing
+        (lambda f: f.assign(gps=np.where(np.arange(len(f)) == 199, np.nan, f["gps"])), "data.gps", "the first at row 200,"),  # a missing fix, not declared
+        (lambda f: f.rename(columns={"gps": "position"}), "data.gps", "gps"),
     ],
     ids=["fix-off-grid", "ragged-length", "nan-accelerometer", "undeclared-missing-fix", "no-gps-column"],
 )
-def test_bad_drive_tables_exit_2_naming_the_field(tmp_path, isolated_registry, change, field):
+def test_bad_drive_tables_exit_2_naming_the_field(tmp_path, isolated_registry, change, field, fragment):
     change(drive_table()).to_csv(tmp_path / "drive.csv", index=False)
     result = invoke(["fusion", "track", "--data", "drive.csv", "--tolerance", "5", "--threshold", "0.9", *SMALL], tmp_path)
     assert result.exit_code == 2, result.output
-    assert f"error: {field}:" in result.output
+    assert f"error: {field}:" in result.output and fragment in result.output, result.output
     assert nothing_recorded(tmp_path, isolated_registry, ["drive.csv"])
 
 

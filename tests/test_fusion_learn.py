@@ -74,4 +74,4 @@ def test_the_local_level_needs_its_documented_priors_and_declared_missing_values
     gappy[3] = np.nan
     with pytest.raises(SpecError) as not_allowed:
         build_local_level(gappy, PRIORS, allow_missing=False, field="data.y")
-    assert not_allowed.value.field == "data.y" and "row 3" in not_allowed.value.rule
+    assert not_allowed.value.field == "data.y" and "the first at row 4," in not_allowed.value.rule

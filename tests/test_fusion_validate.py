@@ -68,7 +68,7 @@ def test_nan_measurements_only_where_declared_allowed():
     assert check_measurements("data.y", ys, 1, allow_missing=True).shape == (3, 1)
     with pytest.raises(SpecError) as bad:
         check_measurements("data.y", ys, 1, allow_missing=False)
-    assert bad.value.field == "data.y" and "row 1" in bad.value.rule
+    assert bad.value.field == "data.y" and "the first at row 2," in bad.value.rule
     with pytest.raises(SpecError) as wrong:
         check_measurements("data.y", np.ones((3, 2)), 1, allow_missing=True)
     assert wrong.value.field == "data.y" and "(T, 1)" in wrong.value.rule

@@ -149,10 +149,10 @@ def _bad_tables(folder: Path) -> None:
 
 
 BAD = [
-    (["claims", "--frequency", "frequency.csv", "--claims", "negative_claims.csv"], ["data.claims", "'amount'", "must be > 0", "claim 2"]),
-    (["claims", "--frequency", "zero_exposure.csv", "--claims", "amounts.csv"], ["data.frequency", "'exposure'", "must be > 0", "row 3"]),
-    (["reserve", "--data", "holed_triangle.csv"], ["data.path", "hole at origin 1, development 1"]),
-    (["var", "--data", "prices.csv", "--price", "close"], ["data.price", "'close'", "finite", "row 123"]),
+    (["claims", "--frequency", "frequency.csv", "--claims", "negative_claims.csv"], ["data.claims", "'amount'", "must be > 0", "row 3 has -5"]),
+    (["claims", "--frequency", "zero_exposure.csv", "--claims", "amounts.csv"], ["data.frequency", "'exposure'", "must be > 0", "row 4 has 0"]),
+    (["reserve", "--data", "holed_triangle.csv"], ["data.path", "hole at origin 2002, development 24"]),
+    (["var", "--data", "prices.csv", "--price", "close"], ["data.price", "'close'", "finite", "the first at row 124"]),
     (["threshold", "--sample", "islr_default", "--c-fp", "0", "--c-fn", "10"], ["decision.c_fp", "greater than 0"]),
     (["threshold", "--sample", "islr_default", "--c-fp", "1", "--c-fn", "-2"], ["decision.c_fn", "greater than 0"]),
     (["reserve", "--sample", "raa", "--level", "1.5"], ["decision.level", "less than 1"]),

@@ -3,6 +3,7 @@ paid triangles: it agrees with Mack's chain ladder run side by side, recovers si
 parameters, simulates its reserve as the model says, and refuses bad triangles."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from wager.errors import SpecError
@@ -216,12 +217,12 @@ def _triangle(n=4) -> np.ndarray:
 @pytest.mark.parametrize(
     "edit, rule",
     [
-        (lambda c: c.__setitem__((1, 1), -5.0), "cumulative losses must be >= 0: origin 1, development 1"),
-        (lambda c: c.__setitem__((0, 1), np.nan), "has a hole at origin 0, development 1: NaN before an observed value"),
-        (lambda c: c.__setitem__((1, 2), np.nan), "has a hole at origin 1, development 2: NaN inside the observed"),
-        (lambda c: c.__setitem__((2, 2), 190.0), "has a value below the latest diagonal at origin 2, development 2"),
-        (lambda c: c.__setitem__((2, 0), 0.0), "must be > 0 where observed (the model takes logs): origin 2, development 0"),
-        (lambda c: c.__setitem__((0, 3), np.inf), "must be finite: origin 0, development 3"),
+        (lambda c: c.__setitem__((1, 1), -5.0), "cumulative losses must be >= 0: origin 2, development 2"),
+        (lambda c: c.__setitem__((0, 1), np.nan), "has a hole at origin 1, development 2: NaN before an observed value"),
+        (lambda c: c.__setitem__((1, 2), np.nan), "has a hole at origin 2, development 3: NaN inside the observed"),
+        (lambda c: c.__setitem__((2, 2), 190.0), "has a value below the latest diagonal at origin 3, development 3"),
+        (lambda c: c.__setitem__((2, 0), 0.0), "must be > 0 where observed (the model takes logs): origin 3, development 1"),
+        (lambda c: c.__setitem__((0, 3), np.inf), "must be finite: origin 1, development 4"),
     ],
 )
 def test_bad_triangles_are_refused_naming_the_field_and_the_rule(edit, rule):
@@ -231,6 +232,16 @@ def test_bad_triangles_are_refused_naming_the_field_and_the_rule(edit, rule):
         as_triangle(c)
     assert info.value.field == "triangle"
     assert rule in info.value.rule
+
+
+def test_a_bad_cell_is_named_by_the_labels_its_table_shows():
+    c = _triangle()
+    c[1, 2] = np.nan
+    frame = pd.DataFrame(c, index=[2001, 2002, 2003, 2004], columns=["12", "24", "36", "48"])
+    with pytest.raises(SpecError, match="hole at origin 2002, development 36: NaN inside .* up to development 36"):
+        as_triangle(frame)
+    with pytest.raises(SpecError, match="hole at origin 1990, development 3"):
+        as_triangle(c, origins=range(1989, 1993))  # labels given beside an array; developments default to 1..n
 
 
 def test_too_small_non_square_and_mislabelled_triangles_are_refused():
@@ -245,6 +256,9 @@ def test_too_small_non_square_and_mislabelled_triangles_are_refused():
     with pytest.raises(SpecError, match="one label per origin") as info:
         as_triangle(_triangle(), origins=["2001", "2002"])
     assert info.value.field == "origins"
+    with pytest.raises(SpecError, match="one label per development period: the triangle has 4 development periods, got 2") as info:
+        as_triangle(_triangle(), developments=["12", "24"])
+    assert info.value.field == "developments"
     with pytest.raises(SpecError) as info:
         as_triangle(bundled_triangle("raa").losses.tolist() + [[1.0] * 10])
     assert info.value.field == "triangle"

@@ -113,14 +113,14 @@ def _bad_tables(folder: Path) -> None:
 SIR = ["sir", "--capacity", "300"]
 PK = ["pk", "--low", "5", "--high", "20", "--doses", "2,4,6"]
 BAD = [
-    (SIR + ["--data", "negative_counts.csv", "--population", "763"], ["data.path", "'count'", "whole numbers >= 0", "row 1"]),
-    (SIR + ["--data", "missing_count.csv", "--population", "763"], ["data.path", "'count'", "finite", "row 1"]),
+    (SIR + ["--data", "negative_counts.csv", "--population", "763"], ["data.path", "'count'", "whole numbers >= 0", "row 2 has -8"]),
+    (SIR + ["--data", "missing_count.csv", "--population", "763"], ["data.path", "'count'", "finite", "the first at row 2 "]),
     (SIR + ["--data", "counts.csv", "--population", "0"], ["data.population", "greater than 0"]),
     (SIR + ["--data", "counts.csv"], ["data.population", "required"]),
     (["sir", "--capacity", "0", "--sample", "boarding_school"], ["decision.capacity", "greater than 0"]),
     (SIR + ["--sample", "boarding_school", "--horizon", "10"], ["horizon", "last count's day (14)"]),
-    (PK + ["--data", "zero_dose.csv"], ["data.path", "'dose'", "must be > 0", "row 2"]),
-    (PK + ["--data", "negative_conc.csv"], ["data.path", "'conc'", "must be >= 0", "row 1"]),
+    (PK + ["--data", "zero_dose.csv"], ["data.path", "'dose'", "must be > 0", "row 3 has 0"]),
+    (PK + ["--data", "negative_conc.csv"], ["data.path", "'conc'", "must be >= 0", "row 2 has -8"]),
     (["pk", "--low", "5", "--high", "20", "--doses", "2,0,6", "--sample", "theoph"], ["decision.doses.1", "> 0"]),
     (["pk", "--low", "5", "--high", "20", "--doses", "2,-4", "--sample", "theoph"], ["decision.doses.1", "> 0"]),
     (["pk", "--low", "20", "--high", "5", "--doses", "2,4", "--sample", "theoph"], ["decision.high", "above low"]),

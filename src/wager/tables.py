@@ -13,6 +13,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def row_at(index: Any) -> str:
+    """How a message names the row at 0-based ``index``: counted from 1, as people count the rows
+    under a table's header (the first data row is row 1). Every domain names rows this way."""
+    return f"row {int(index) + 1}"
+
+
 def resolve(path: str | Path, base_dir: Path | None) -> Path:
     """``path`` relative to the spec's folder (as given when absolute or there is none)."""
     p = Path(path)
@@ -28,7 +34,7 @@ def finite_numbers(values: Any, field: str) -> np.ndarray:
     bad = ~np.isfinite(x)
     if bad.any():
         first = int(np.argmax(bad))
-        raise SpecError(field, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first at row {first} ({x[first]})")
+        raise SpecError(field, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first at {row_at(first)} ({x[first]})")
     return x
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wager.errors import SpecError
+from wager.tables import row_at
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +27,7 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
             raise SpecError(f"data.{role}", f"column {column!r} is not in the table (columns: {', '.join(map(str, frame.columns))})")
     if frame[arm].isna().any():
         row = int(np.flatnonzero(frame[arm].isna().to_numpy())[0])
-        raise SpecError(f"data.{arm}", f"row {row} has no arm")
+        raise SpecError(f"data.{arm}", f"{row_at(row)} has no arm")
     try:
         values = frame[value].to_numpy(dtype=float)
     except (TypeError, ValueError):
@@ -34,16 +35,16 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; every visitor needs a finite value")
+        raise SpecError(f"data.{value}", f"{row_at(row)} is {values[row]}; every visitor needs a finite value")
     if metric != "mean" and (values < 0).any():
         row = int(np.flatnonzero(values < 0)[0])
-        raise SpecError(f"data.{value}", f"row {row} is negative ({values[row]}); values must be >= 0")
+        raise SpecError(f"data.{value}", f"{row_at(row)} is negative ({values[row]}); values must be >= 0")
     if metric == "conversion" and not np.isin(values, (0.0, 1.0)).all():
         row = int(np.flatnonzero(~np.isin(values, (0.0, 1.0)))[0])
-        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; a conversion is 0 or 1")
+        raise SpecError(f"data.{value}", f"{row_at(row)} is {values[row]}; a conversion is 0 or 1")
     if metric == "count" and not np.all(values == np.floor(values)):
         row = int(np.flatnonzero(values != np.floor(values))[0])
-        raise SpecError(f"data.{value}", f"row {row} is {values[row]}; event counts are whole numbers")
+        raise SpecError(f"data.{value}", f"{row_at(row)} is {values[row]}; event counts are whole numbers")
 
     labels = frame[arm].astype(str).to_numpy()
     _, first = np.unique(labels, return_index=True)

@@ -41,7 +41,7 @@ from wager.kernel.inference import Model
 from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
-from wager.tables import resolve
+from wager.tables import resolve, row_at
 
 INTERVAL = (0.03, 0.97)
 """The reported 94% equal-tailed credible interval (ArviZ's default mass)."""
@@ -178,7 +178,7 @@ def load_data(data: str | Mapping[str, Any], base_dir: Path | None = None) -> di
             raise SpecError(f"data.{column}", "every column must be numeric")
         values = frame[column].to_numpy()
         if not np.all(np.isfinite(values)):
-            raise SpecError(f"data.{column}", f"row {int(np.flatnonzero(~np.isfinite(values))[0])} is missing or not finite")
+            raise SpecError(f"data.{column}", f"{row_at(np.flatnonzero(~np.isfinite(values))[0])} is missing or not finite")
         columns[str(column)] = _as_array(values)
     return columns
 

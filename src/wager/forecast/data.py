@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from wager.errors import SpecError
+from wager.tables import row_at
 
 PERIODS = {"Y": 1, "A": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24}
 """Default seasonal period per pandas frequency (first letter of its alias)."""
@@ -105,7 +106,7 @@ class Panel:
         bad = values.isna() & frame[value].notna() & (frame[value].astype(str).str.strip() != "")
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SpecError(f"{field}.value", f"column {value!r} must be numeric; row {row + 1} holds {frame[value].iloc[row]!r}")
+            raise SpecError(f"{field}.value", f"column {value!r} must be numeric; {row_at(row)} holds {frame[value].iloc[row]!r}")
         values = values.to_numpy(dtype=float)
         if np.isinf(values).any():
             raise SpecError(f"{field}.value", f"column {value!r} holds an infinite value")
@@ -115,7 +116,7 @@ class Panel:
         if unlabelled.any().any():
             row = int(np.flatnonzero(unlabelled.any(axis=1).to_numpy())[0])
             column = groups[int(np.flatnonzero(unlabelled.iloc[row].to_numpy())[0])]
-            raise SpecError(f"{field}.group", f"row {row + 1} has no label in grouping column {column!r}; every row needs one in each")
+            raise SpecError(f"{field}.group", f"{row_at(row)} has no label in grouping column {column!r}; every row needs one in each")
 
         table = keys.assign(_time=stamps.to_numpy())
         dup = table.duplicated(keep=False)
@@ -211,7 +212,7 @@ class Panel:
         t_idx = pd.Index(t_all).get_indexer(stamps)
         unnamed = events["event"].isna() | (events["event"].astype(str).str.strip() == "")
         if unnamed.any():
-            raise SpecError(f"{field}.event", f"row {int(np.flatnonzero(unnamed.to_numpy())[0]) + 1} has no event name")
+            raise SpecError(f"{field}.event", f"{row_at(np.flatnonzero(unnamed.to_numpy())[0])} has no event name")
         names = tuple(sorted(events["event"].astype(str).unique()))
         extra = np.zeros((self.n_series, len(t_all), len(names)))
         scope = [g for g in self.groups if g in events.columns]
@@ -268,9 +269,9 @@ def _parse_times(column: pd.Series, field: str) -> pd.Series:
     except (ValueError, TypeError, OverflowError):
         unread = pd.to_datetime(column, errors="coerce").isna() & column.notna()
         row = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
-        raise SpecError(field, f"row {row + 1} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
+        raise SpecError(field, f"{row_at(row)} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
     if stamps.isna().any():
-        raise SpecError(field, f"row {int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 1} has no time")
+        raise SpecError(field, f"{row_at(np.flatnonzero(stamps.isna().to_numpy())[0])} has no time")
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert(None)
     return stamps

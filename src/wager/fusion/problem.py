@@ -36,6 +36,7 @@ from wager.kernel.outcome import Outcome
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior, with_overrides
 from wager.kernel.seeds import derive_seed
+from wager.tables import row_at
 
 MAX_POINTS = 600
 """Points of the report's trajectory (the JSON's size); the filter runs over every sample."""
@@ -226,8 +227,8 @@ def check_drive(spec: FusionSpec, accel: np.ndarray, gps: np.ndarray, truth: Opt
     between[k - 1 :: k] = False
     if np.isfinite(gps[between]).any():
         row = int(np.flatnonzero(between & np.isfinite(gps))[0])
-        raise SpecError("data.gps", f"row {row} has a fix between fix rows: fixes fall on every {k}th row (rows {k - 1}, {2 * k - 1}, ...), NaN elsewhere")
-    fixes = check_measurements("data.gps", gps[k - 1 :: k], 1, spec.data.allow_missing)
+        raise SpecError("data.gps", f"{row_at(row)} has a fix between fix rows: fixes fall on every {k}th row (rows {k}, {2 * k}, ...), NaN elsewhere")
+    fixes = check_measurements("data.gps", gps[k - 1 :: k], 1, spec.data.allow_missing, rows=np.arange(k - 1, accel.size, k))
     if np.isfinite(fixes).sum() < 2:
         raise SpecError("data.gps", "needs at least 2 GPS fixes to learn the noise levels")
     problem = FusionProblem(

@@ -15,6 +15,7 @@ import numpy as np
 
 from wager.errors import SpecError
 from wager.fusion.kalman import LinearGaussian
+from wager.tables import row_at
 
 SYMMETRY_TOLERANCE = 1e-9
 """Largest ``|A - A^T|`` accepted, relative to ``max |A|``: covariances built in floating point
@@ -53,9 +54,11 @@ def check_covariance(field: str, value: Any, dim: int, allow_singular: bool = Fa
     return a
 
 
-def check_measurements(field: str, value: Any, dim: int, allow_missing: bool) -> np.ndarray:
+def check_measurements(field: str, value: Any, dim: int, allow_missing: bool, rows: Any = None) -> np.ndarray:
     """Measurements ``(T, dim)`` (``(T,)`` when ``dim == 1``): finite, or NaN where a
-    measurement is missing if ``allow_missing``; infinity never."""
+    measurement is missing if ``allow_missing``; infinity never. ``rows`` (default
+    ``0..T-1``) are the 0-based rows of the user's table the measurements came from,
+    so that a message names the row the user sees."""
     try:
         y = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -66,13 +69,14 @@ def check_measurements(field: str, value: Any, dim: int, allow_missing: bool) ->
         raise SpecError(field, f"must have shape (T, {dim}): one row per time step, one column per measured quantity; got {y.shape}")
     if y.shape[0] == 0:
         raise SpecError(field, "must hold at least one time step")
+    rows = np.arange(y.shape[0]) if rows is None else np.asarray(rows)
     if np.any(np.isinf(y)):
-        raise SpecError(field, f"must not be infinite: row {int(np.argmax(np.isinf(y).any(axis=1)))}")
+        raise SpecError(field, f"must not be infinite (NaN marks a missing one): {row_at(rows[np.argmax(np.isinf(y).any(axis=1))])} holds infinity")
     missing = np.isnan(y).any(axis=1)
     if missing.any() and not allow_missing:
         raise SpecError(
             field,
-            f"has NaN (missing) measurements in {int(missing.sum())} row(s), the first at row {int(np.argmax(missing))}, "
+            f"has NaN (missing) measurements in {int(missing.sum())} row(s), the first at {row_at(rows[np.argmax(missing)])}, "
             "and this model does not allow missing measurements (declare them allowed to skip them)",
         )
     return y
@@ -83,6 +87,8 @@ def check_controls(field: str, value: Any, steps: int, dim: int) -> np.ndarray:
     u = np.asarray(value, dtype=float)
     if u.ndim == 1 and dim == 1:
         u = u[:, None]
+    if u.shape == (steps, dim) and not np.all(np.isfinite(u)):
+        raise SpecError(field, f"must be finite (no NaN or infinity): {row_at(np.argmax(~np.isfinite(u).all(axis=1)))} is not")
     return check_matrix(field, u, (steps, dim))
 
 

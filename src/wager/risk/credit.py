@@ -54,6 +54,7 @@ from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.risk.problem import NutsSettings, fit_by_nuts
 from wager.risk.threshold import ThresholdChoice, _probabilities, bayes_threshold, optimal_threshold
+from wager.tables import row_at
 
 SOURCE = (
     "wager.risk defaults; rstanarm default priors (Gabry & Goodrich, 'Prior distributions for rstanarm models'); "
@@ -210,7 +211,7 @@ def _binary_or_numeric(column: Any, field: str, name: str) -> np.ndarray:
                     raise SpecError(field, f"column {name!r} holds text {text!r}; only Yes/No (read as 1/0) is understood")
                 out[index] = YES_NO[key]
             else:
-                raise SpecError(field, f"column {name!r} holds {value!r} at row {index[0] if index else 0}; need numbers or Yes/No")
+                raise SpecError(field, f"column {name!r} holds {value!r} at {row_at(index[0] if index else 0)}; need numbers or Yes/No")
         return out
     raise SpecError(field, f"column {name!r} must be numeric, boolean or Yes/No; got dtype {values.dtype}")
 
@@ -220,7 +221,7 @@ def _finite(raw: np.ndarray, field: str, names: Sequence[str]) -> None:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise SpecError(
-            field, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first in {names[col]!r} at row {int(row)}"
+            field, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first in {names[col]!r} at {row_at(row)}"
         )
 
 

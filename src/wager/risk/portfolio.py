@@ -18,7 +18,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from wager.errors import SpecError
-from wager.tables import finite_numbers
+from wager.tables import finite_numbers, row_at
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,13 @@ def check_portfolio(
         raise SpecError("exposure", f"needs one value per frequency-table row ({len(labels)}), got {e.size}")
     if np.any(e <= 0):
         bad = int(np.argmax(e <= 0))
-        raise SpecError("exposure", f"must be > 0 (policy-years or similar): row {bad} has {e[bad]:g}")
+        raise SpecError("exposure", f"must be > 0 (policy-years or similar): {row_at(bad)} has {e[bad]:g}")
     n = finite_numbers(counts, "counts")
     if n.size != len(labels):
         raise SpecError("counts", f"needs one value per frequency-table row ({len(labels)}), got {n.size}")
     if np.any((n < 0) | (n != np.round(n))):
         bad = int(np.argmax((n < 0) | (n != np.round(n))))
-        raise SpecError("counts", f"must be whole numbers >= 0 (claims counted): row {bad} has {n[bad]:g}")
+        raise SpecError("counts", f"must be whole numbers >= 0 (claims counted): {row_at(bad)} has {n[bad]:g}")
     index: dict[Hashable, int] = {}
     for label in labels:
         index.setdefault(label, len(index))
@@ -102,7 +102,7 @@ def check_portfolio(
         raise SpecError("claims.amount", "needs at least one claim to estimate severity")
     if np.any(y <= 0):
         bad = int(np.argmax(y <= 0))
-        raise SpecError("claims.amount", f"must be > 0 (a claim's cost, in currency): claim {bad} has {y[bad]:g}")
+        raise SpecError("claims.amount", f"must be > 0 (a claim's cost, in currency): {row_at(bad)} has {y[bad]:g}")
     unknown = [label for label in dict.fromkeys(claim_labels) if label not in index]
     if unknown:
         raise SpecError("claims.class", f"every claim's class must be in the frequency table; not there: {', '.join(map(repr, unknown[:5]))}")

@@ -178,5 +178,4 @@ def _read_triangle(path: Path, origin: str | None) -> LossTriangle:
     if text:
         raise SpecError("data.path", f"triangle column {text[0]!r} must hold numbers (cumulative paid losses, empty below the diagonal)")
     with reading("data.path"):
-        tri = as_triangle(values.to_numpy(dtype=float), origins=frame[origin].tolist())
-    return LossTriangle(tri.losses, tri.origins, tuple(str(c) for c in values.columns))
+        return as_triangle(values.to_numpy(dtype=float), origins=frame[origin].tolist(), developments=values.columns)

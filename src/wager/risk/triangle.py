@@ -59,26 +59,29 @@ class LossTriangle:
         return self.losses[np.arange(n), n - 1 - np.arange(n)]
 
 
-def as_triangle(triangle: Any, origins: Sequence[Any] | None = None) -> LossTriangle:
-    """A ``LossTriangle`` from a 2-D array (with ``origins``, default ``0..n-1``), a
-    pandas DataFrame (origins from its index), a ``chainladder.Triangle`` (one
-    index and column; converted to cumulative) or a ``LossTriangle``.
+def as_triangle(triangle: Any, origins: Sequence[Any] | None = None, developments: Sequence[Any] | None = None) -> LossTriangle:
+    """A ``LossTriangle`` from a 2-D array (with ``origins``, default ``1..n``, and
+    ``developments``, default ``1..n``), a pandas DataFrame (origins from its index,
+    developments from its columns), a ``chainladder.Triangle`` (one index and column;
+    converted to cumulative) or a ``LossTriangle``; ``origins`` and ``developments``
+    replace the labels any of these carry.
 
     Raises ``SpecError("triangle", ...)`` unless the triangle is square with at
     least ``MIN_ORIGINS`` origins, finite and positive where observed (logs of
     every observed cell are taken), NaN below the latest diagonal and without
     holes above it; ``SpecError("origins", ...)`` unless there is one distinct
-    label per origin.
+    label per origin (``"developments"`` likewise per development period). A bad
+    cell is named by its origin and development labels, as the user's table shows them.
     """
     if isinstance(triangle, LossTriangle):
-        values, labels, developments = triangle.losses, triangle.origins, triangle.developments
+        values, labels, development_labels = triangle.losses, triangle.origins, triangle.developments
     elif type(triangle).__module__.startswith("chainladder"):
-        values, labels, developments = _from_chainladder(triangle)
+        values, labels, development_labels = _from_chainladder(triangle)
     else:
-        labels, developments = None, None
+        labels, development_labels = None, None
         if hasattr(triangle, "index") and hasattr(triangle, "columns"):  # a pandas DataFrame
             labels = [str(o) for o in triangle.index]
-            developments = [str(c) for c in triangle.columns]
+            development_labels = [str(c) for c in triangle.columns]
             triangle = triangle.to_numpy()
         try:
             values = np.array(triangle, dtype=float)
@@ -86,18 +89,25 @@ def as_triangle(triangle: Any, origins: Sequence[Any] | None = None) -> LossTria
             raise SpecError("triangle", f"must be numbers (cumulative paid losses, NaN below the diagonal): {exc}") from None
     if origins is not None:
         labels = [str(o) for o in origins]
-    values = _check_losses(values)
-    n = values.shape[0]
-    labels = tuple(str(o) for o in (labels if labels is not None else range(n)))
+    if developments is not None:
+        development_labels = [str(d) for d in developments]
+    n = _check_shape(values)
+    labels = _labels("origins", "origin", labels, range(1, n + 1), n)
+    development_labels = _labels("developments", "development period", development_labels, range(1, n + 1), n)
+    _check_cells(values, labels, development_labels)
+    return LossTriangle(losses=values, origins=labels, developments=development_labels)
+
+
+def _labels(field: str, what: str, given: Sequence[str] | None, default: range, n: int) -> tuple[str, ...]:
+    labels = tuple(str(x) for x in (given if given is not None else default))
     if len(labels) != n:
-        raise SpecError("origins", f"must give one label per origin: the triangle has {n} origins, got {len(labels)} labels")
+        raise SpecError(field, f"must give one label per {what}: the triangle has {n} {what}s, got {len(labels)} labels")
     if len(set(labels)) != n:
-        raise SpecError("origins", "must be distinct labels")
-    developments = tuple(str(d) for d in (developments if developments is not None else range(1, n + 1)))
-    return LossTriangle(losses=values, origins=labels, developments=developments)
+        raise SpecError(field, "must be distinct labels")
+    return labels
 
 
-def _check_losses(values: np.ndarray) -> np.ndarray:
+def _check_shape(values: np.ndarray) -> int:
     if values.ndim != 2:
         raise SpecError("triangle", f"must be 2-D (origins x development periods), got shape {values.shape}")
     n, m = values.shape
@@ -105,27 +115,35 @@ def _check_losses(values: np.ndarray) -> np.ndarray:
         raise SpecError("triangle", f"must be square (as many development periods as origins), got {n} origins x {m} periods")
     if n < MIN_ORIGINS:
         raise SpecError("triangle", f"must have at least {MIN_ORIGINS} origins, got {n}")
+    return n
+
+
+def _check_cells(values: np.ndarray, origins: Sequence[str], developments: Sequence[str]) -> None:
+    n = values.shape[0]
+
+    def cell(w: int, d: int) -> str:
+        return f"origin {origins[w]}, development {developments[d]}"
+
     present = ~np.isnan(values)
     for w in range(n):
         row = present[w]
         k = int(np.argmin(row)) if not row.all() else n  # observed prefix length
         if row[k:].any():
-            raise SpecError("triangle", f"has a hole at origin {w}, development {k}: NaN before an observed value in the same row")
+            raise SpecError("triangle", f"has a hole at {cell(w, k)}: NaN before an observed value in the same row")
         if k < n - w:
-            raise SpecError("triangle", f"has a hole at origin {w}, development {k}: NaN inside the observed upper-left triangle (row {w} must be observed up to development {n - 1 - w})")
+            raise SpecError("triangle", f"has a hole at {cell(w, k)}: NaN inside the observed upper-left triangle (origin {origins[w]} must be observed up to development {developments[n - 1 - w]})")
         if k > n - w:
-            raise SpecError("triangle", f"has a value below the latest diagonal at origin {w}, development {n - w}: must be NaN (row {w} is observed up to development {n - 1 - w})")
+            raise SpecError("triangle", f"has a value below the latest diagonal at {cell(w, n - w)}: must be NaN (origin {origins[w]} is observed up to development {developments[n - 1 - w]})")
     observed = values[present]
     if not np.isfinite(observed).all():
         w, d = np.argwhere(present & ~np.isfinite(values))[0]
-        raise SpecError("triangle", f"must be finite: origin {w}, development {d} is {values[w, d]}")
+        raise SpecError("triangle", f"must be finite: {cell(w, d)} is {values[w, d]}")
     if (observed < 0).any():
         w, d = np.argwhere(present & (values < 0))[0]
-        raise SpecError("triangle", f"cumulative losses must be >= 0: origin {w}, development {d} is {values[w, d]:g}")
+        raise SpecError("triangle", f"cumulative losses must be >= 0: {cell(w, d)} is {values[w, d]:g}")
     if (observed == 0).any():
         w, d = np.argwhere(present & (values == 0))[0]
-        raise SpecError("triangle", f"must be > 0 where observed (the model takes logs): origin {w}, development {d} is 0")
-    return values
+        raise SpecError("triangle", f"must be > 0 where observed (the model takes logs): {cell(w, d)} is 0")
 
 
 def _from_chainladder(triangle: Any) -> tuple[np.ndarray, list[str], list[str]]:

@@ -28,7 +28,7 @@ from wager.risk import garch
 from wager.risk.checks import PitCheck, loo_pit, thinned_draws
 from wager.risk.problem import loss_distribution, mean_mcse, reading
 from wager.risk.spec import BacktestSpec, VarSpec
-from wager.tables import read_table, resolve
+from wager.tables import read_table, resolve, row_at
 
 UNITS = "percent of the position's value"
 SAMPLE_PRICE = {"sp500": "Adj Close"}
@@ -193,7 +193,7 @@ def prepare(spec: VarSpec, base_dir: Path | None = None, frame: Any = None) -> V
         prices = _column(frame, column, "data.price")
         if np.any(prices <= 0):
             row = int(np.argmax(prices <= 0))
-            raise SpecError("data.price", f"column {column!r} must hold prices > 0: row {row} has {prices[row]:g}")
+            raise SpecError("data.price", f"column {column!r} must hold prices > 0: {row_at(row)} has {prices[row]:g}")
         returns = 100 * np.diff(np.log(prices))
     fit_days = min(source.last or returns.size, returns.size)
     if fit_days < garch.MIN_RETURNS:
@@ -220,5 +220,5 @@ def _column(frame: Any, name: str, field: str) -> np.ndarray:
         raise SpecError(field, f"column {name!r} must hold numbers") from None
     bad = ~np.isfinite(values)
     if bad.any():
-        raise SpecError(field, f"column {name!r} must be finite (no NaN or empty cells): {int(bad.sum())} bad value(s), the first at row {int(np.argmax(bad))}")
+        raise SpecError(field, f"column {name!r} must be finite (no NaN or empty cells): {int(bad.sum())} bad value(s), the first at {row_at(np.argmax(bad))}")
     return values

@@ -42,7 +42,7 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.priors import Prior
-from wager.tables import finite_numbers
+from wager.tables import finite_numbers, row_at
 
 SOURCE = (
     "Boeckmann, Sheiner & Beal, NONMEM Users Guide V (1994), the Theoph data; Hendeles & Weinberger (1983), "
@@ -123,13 +123,13 @@ def check_trial(patients: Sequence[Hashable], time: Any, conc: Any, dose: Any, l
     t, c, d = columns["time"], columns["conc"], columns["dose"]
     if np.any(d <= 0):
         bad = int(np.argmax(d <= 0))
-        raise SpecError("dose", f"must be > 0 (the amount given): row {bad} has {d[bad]:g}")
+        raise SpecError("dose", f"must be > 0 (the amount given): {row_at(bad)} has {d[bad]:g}")
     if np.any(t < 0):
         bad = int(np.argmax(t < 0))
-        raise SpecError("time", f"must be >= 0 (hours after the dose): row {bad} has {t[bad]:g}")
+        raise SpecError("time", f"must be >= 0 (hours after the dose): {row_at(bad)} has {t[bad]:g}")
     if np.any(c < 0):
         bad = int(np.argmax(c < 0))
-        raise SpecError("conc", f"must be >= 0 (a measured concentration): row {bad} has {c[bad]:g}")
+        raise SpecError("conc", f"must be >= 0 (a measured concentration): {row_at(bad)} has {c[bad]:g}")
     index: dict[Hashable, int] = {}
     for label_ in labels:
         index.setdefault(label_, len(index))

@@ -39,7 +39,7 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.priors import Prior
-from wager.tables import finite_numbers
+from wager.tables import finite_numbers, row_at
 
 SOURCE = (
     "Grinsztajn, Semenova, Margossian & Riou (2021), Bayesian workflow for disease transmission modeling in Stan, "
@@ -87,11 +87,11 @@ def check_outbreak(days: Any, counts: Any, population: float, initial_infected: 
         raise SpecError("days", f"needs one day per count ({n.size} counts), got {t.size}")
     if np.any((n < 0) | (n != np.round(n))):
         bad = int(np.argmax((n < 0) | (n != np.round(n))))
-        raise SpecError("counts", f"must be whole numbers >= 0 (people counted): row {bad} has {n[bad]:g}")
+        raise SpecError("counts", f"must be whole numbers >= 0 (people counted): {row_at(bad)} has {n[bad]:g}")
     if np.any(t <= 0):
-        raise SpecError("days", f"must be > 0 (days after the outbreak's day 0): row {int(np.argmax(t <= 0))} has {t[int(np.argmax(t <= 0))]:g}")
+        raise SpecError("days", f"must be > 0 (days after the outbreak's day 0): {row_at(np.argmax(t <= 0))} has {t[int(np.argmax(t <= 0))]:g}")
     if np.any(np.diff(t) <= 0):
-        raise SpecError("days", f"must be strictly increasing: row {int(np.argmax(np.diff(t) <= 0)) + 1} is not after the row before it")
+        raise SpecError("days", f"must be strictly increasing: {row_at(np.argmax(np.diff(t) <= 0) + 1)} is not after the row before it")
     try:
         N = float(population)
     except (TypeError, ValueError):
@@ -103,7 +103,7 @@ def check_outbreak(days: Any, counts: Any, population: float, initial_infected: 
         raise SpecError("initial_infected", f"must be > 0 and below the population ({N:g}); got {initial_infected!r}")
     if np.any(n > N):
         bad = int(np.argmax(n > N))
-        raise SpecError("counts", f"cannot exceed the population ({N:g}): row {bad} has {n[bad]:g}")
+        raise SpecError("counts", f"cannot exceed the population ({N:g}): {row_at(bad)} has {n[bad]:g}")
     return Outbreak(days=t, counts=np.round(n).astype(np.int64), population=N, initial_infected=i0, label=label)
 
 
