@@ -242,6 +242,16 @@ def _one_mean_per_group(y):
     numpyro.sample("y", dist.Normal(mu[:, None], 1.0), obs=y)
 
 
+def test_data_the_model_cannot_evaluate_anywhere_is_bad_input_not_an_internal_error():
+    from wager.errors import SpecError
+    from wager.kernel.inference import Model
+
+    y = np.array([[1e308, 0.0]])  # (y - mu)^2 overflows: the log density is -inf wherever mu starts
+    with pytest.raises(SpecError, match="not finite at any of the 100 starting points") as info:
+        infer(Model(name="overflow", numpyro_model=_one_mean_per_group, data={"y": y}), nuts(seed=1, chains=1))
+    assert info.value.field == "data"
+
+
 def test_a_model_whose_latents_grow_with_its_data_gets_a_chain_per_shape():
     from wager.kernel.inference import Model
 

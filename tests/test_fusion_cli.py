@@ -106,6 +106,17 @@ def test_bad_drive_tables_exit_2_naming_the_field(tmp_path, isolated_registry, c
     assert nothing_recorded(tmp_path, isolated_registry, ["drive.csv"])
 
 
+@pytest.mark.parametrize(
+    "option, field", [(["--dropout", "14-20"], "data.simulate.dropouts"), (["--sim-seed", "3"], "data.simulate.seed")], ids=["dropout", "sim-seed"]
+)
+def test_simulation_options_beside_a_table_are_refused_not_ignored(tmp_path, isolated_registry, option, field):
+    drive_table().to_csv(tmp_path / "drive.csv", index=False)
+    result = invoke(["fusion", "track", "--data", "drive.csv", "--tolerance", "5", "--threshold", "0.9", *option, *SMALL], tmp_path)
+    assert result.exit_code == 2, result.output
+    assert f"error: {field}: {option[0]} applies only to a simulated drive" in result.output
+    assert nothing_recorded(tmp_path, isolated_registry, ["drive.csv"])
+
+
 def test_a_fusion_spec_with_an_unknown_prior_or_a_non_normal_initial_state_is_bad_input(tmp_path):
     from wager.errors import SpecError
     from wager.workflow.pipeline import domain_prepare

@@ -45,7 +45,7 @@ def track_command(
     threshold: float = typer.Option(..., "--threshold", help="... with a posterior probability above this."),
     data: Optional[Path] = typer.Option(None, "--data", help="A table (.csv/.parquet), one row per accelerometer sample: the accel column and the gps column (empty between fixes)."),
     simulate: Optional[float] = typer.Option(None, "--simulate", help="Instead of --data: simulate a drive of this many seconds."),
-    sim_seed: int = typer.Option(11, "--sim-seed", help="Seed of the simulated drive."),
+    sim_seed: Optional[int] = typer.Option(None, "--sim-seed", help="Seed of the simulated drive (default 11)."),
     dropout: list[str] = typer.Option([], "--dropout", help="Simulated GPS dropout START-END in seconds (repeatable)."),
     accel: Optional[str] = typer.Option(None, "--accel", help="The accelerometer column, m/s^2 (default accel)."),
     gps: Optional[str] = typer.Option(None, "--gps", help="The GPS position column, m (default gps)."),
@@ -58,7 +58,14 @@ def track_command(
     """Fuse GPS and accelerometer: where am I, plus or minus how much; act if within tolerance."""
     source: dict[str, Any] = {"accel": accel, "gps": gps, "rate": rate, "gps_every": gps_every, "allow_missing": allow_missing}
     if simulate is not None:
-        source["simulate"] = {"seconds": simulate, "seed": sim_seed, "dropouts": _dropouts(dropout)}
+        drive = {"seconds": simulate, "seed": sim_seed, "dropouts": _dropouts(dropout)}
+        source["simulate"] = {k: v for k, v in drive.items() if v is not None}
+    elif dropout or sim_seed is not None:
+        from wager.errors import SpecError
+
+        if dropout:
+            raise SpecError("data.simulate.dropouts", "--dropout applies only to a simulated drive (--simulate); in a table, a dropout is empty gps cells (with --allow-missing)")
+        raise SpecError("data.simulate.seed", "--sim-seed applies only to a simulated drive (--simulate)")
     if data is not None:
         source["path"] = str(data)
     decision = {"tolerance": tolerance, "threshold": threshold, "level": level}

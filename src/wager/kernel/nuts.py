@@ -324,6 +324,13 @@ def split_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return arrays, constants
 
 
+UNEVALUABLE = (
+    "the model's log density is not finite at any of the 100 starting points tried: the data hold values "
+    "far outside the model's scale (e.g. 1e300) or values the model gives zero probability"
+)
+"""Why NumPyro found no starting point: the model cannot be evaluated on this data."""
+
+
 class _Chain:
     """One NUTS chain of a model as a jitted function of ``(rng_key, arrays)``.
 
@@ -344,9 +351,16 @@ class _Chain:
         from numpyro.infer.util import ParamInfo, find_valid_initial_params, init_to_uniform, initialize_model
 
         bound = _Bound(fn, dict(constants))
-        prototype, potential_gen, postprocess_gen, _ = initialize_model(
-            jax.random.PRNGKey(0), bound, model_kwargs=dict(example), dynamic_args=True
-        )
+        try:
+            prototype, potential_gen, postprocess_gen, _ = initialize_model(
+                jax.random.PRNGKey(0), bound, model_kwargs=dict(example), dynamic_args=True
+            )
+        except RuntimeError as exc:
+            if "Cannot find valid initial parameters" not in str(exc):
+                raise
+            from wager.errors import SpecError
+
+            raise SpecError("data", UNEVALUABLE) from None
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         warmup, draws = config.warmup, config.draws
         cold_start = init_to_sample if init == "prior" else init_to_uniform  # COLD_STARTS
