@@ -214,3 +214,129 @@ def test_relative_lift_of_a_mean_that_may_be_negative_is_refused():
         decide({"metric": "mean", "arms": arms, "decision": {"lift": "relative", "threshold_units": "absolute"}})
     out = decide({"metric": "mean", "arms": arms, "decision": {"threshold_units": "absolute", "threshold": 0.05}})
     assert out["arms"]["B"]["lift_relative"] is None
+
+
+# --- bad input: what a float64 model cannot hold, and sums no data could give ----
+
+
+def refusal(payload) -> str:
+    """``field: rule`` of the ``SpecError`` a spec payload is refused with."""
+    from wager.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(payload)
+    return str(caught.value)
+
+
+def test_counts_up_to_2_53_are_exact_and_larger_ones_are_refused_from_a_spec_or_the_command_line():
+    from wager.ab.cli_args import payload_from_arms
+    from wager.ab.spec import MAX_COUNT
+
+    assert float(MAX_COUNT) == MAX_COUNT and float(MAX_COUNT + 1) == MAX_COUNT  # 2**53 + 1 rounds in float64
+    parse_spec(two_arms((1, MAX_COUNT), (2, MAX_COUNT)))
+    assert refusal(two_arms((1, MAX_COUNT + 1), (2, 10))).startswith("arms.0.visitors: must be at most 2**53 = 9007199254740992")
+    for text in ("1/100000000000000000000", "1/1e20"):
+        message = refusal(payload_from_arms([f"A={text}", "B=2/10"]))
+        assert message.startswith("arms.0.visitors: must be at most 2**53"), message
+
+
+def test_a_count_written_as_a_boolean_is_refused_not_read_as_1_or_0():
+    message = refusal({"arms": [{"name": "A", "visitors": True, "conversions": False}, {"name": "B", "visitors": 10, "conversions": 1}]})
+    assert message.startswith("arms.0.visitors: must be a whole number, not true")
+    message = refusal({"metric": "count", "arms": [{"name": "A", "visitors": 10, "events": True}, {"name": "B", "visitors": 10, "events": 1}]})
+    assert message.startswith("arms.0.events: must be a whole number, not true")
+
+
+def test_a_blank_arm_name_is_refused():
+    message = refusal({"arms": [{"name": "  ", "visitors": 10, "conversions": 1}, {"name": "B", "visitors": 10, "conversions": 1}]})
+    assert message.startswith("arms.0.name: must not be blank")
+
+
+def test_mean_statistics_whose_squares_overflow_float64_are_refused_naming_the_field():
+    def arms(mean, sd):
+        return {"metric": "mean", "arms": [{"name": "A", "visitors": 10, "mean": mean, "sd": sd}, {"name": "B", "visitors": 10, "mean": 0.0, "sd": 1.0}]}
+
+    # 10 * (1e300)**2 is beyond float64's 1.8e308; before, an internal OverflowError
+    assert refusal(arms(1e300, 1.0)).startswith("arms[A].mean: is too large for float64 arithmetic")
+    assert refusal(arms(1.0, 1e300)).startswith("arms[A].sd: is too large for float64 arithmetic")
+    parse_spec(arms(1e150, 1e150))  # 10 * 1e300 still fits
+
+
+def test_a_table_of_huge_mean_values_is_refused_as_data_without_warnings():
+    import warnings
+
+    from wager.errors import SpecError
+
+    frame = pd.DataFrame({"arm": ["A", "A", "B", "B"], "value": [1e200, 2e200, 1e200, 3e200]})
+    spec = parse_spec({"metric": "mean", "data": {}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: a numpy RuntimeWarning, then an error at arms.0.sd
+        with pytest.raises(SpecError, match="^data.value: arm A's values are too large for float64"):
+            run(spec, frame=frame)
+
+
+def revenue_arm(**change):
+    """Sums over the spends 2, 3 and 5 of three purchasers among 100 visitors, then ``change``."""
+    spends = np.array([2.0, 3.0, 5.0])
+    arm = {
+        "name": "A", "visitors": 100, "purchasers": 3, "revenue": spends.sum(), "revenue_sq": np.sum(spends**2),
+        "log_revenue": np.log(spends).sum(), "log_revenue_sq": np.sum(np.log(spends) ** 2),
+    }
+    return {"metric": "revenue", "arms": [{**arm, **change}, {**arm, "name": "B"}]}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"revenue": 0, "revenue_sq": 0, "log_revenue": 0, "log_revenue_sq": 0}, "arms[A].revenue: must be > 0 with 3 purchasers"),
+        ({"revenue_sq": 30.0}, "arms[A].revenue_sq: is too small for revenue"),  # 10**2 > 3 * 30
+        ({"revenue_sq": 101.0}, "arms[A].revenue_sq: is too large for revenue"),  # 101 > 10**2
+        ({"log_revenue_sq": 1.0}, "arms[A].log_revenue_sq: is too small for log_revenue"),
+        ({"log_revenue": 3.7, "log_revenue_sq": 5.0}, "arms[A].log_revenue: is too large for revenue"),  # 3.7 / 3 > log(10 / 3)
+    ],
+    ids=["no revenue", "Cauchy-Schwarz", "squares above the squared sum", "Cauchy-Schwarz on logs", "AM-GM"],
+)
+def test_revenue_sums_no_positive_spends_could_give_are_refused(change, message):
+    parse_spec(revenue_arm())  # the true sums pass
+    assert refusal(revenue_arm(**change)).startswith(message)
+
+
+def test_revenue_sums_of_equal_spends_sit_on_every_bound_and_pass():
+    spends = np.full(4, 7.3)
+    arm = {
+        "visitors": 50, "purchasers": 4, "revenue": spends.sum(), "revenue_sq": np.sum(spends**2),
+        "log_revenue": np.log(spends).sum(), "log_revenue_sq": np.sum(np.log(spends) ** 2),
+    }
+    parse_spec({"metric": "revenue", "arms": [{"name": "A", **arm}, {"name": "B", **arm}]})
+
+
+def test_a_relative_margin_beyond_a_million_times_the_control_is_refused():
+    assert refusal(two_arms((1100, 20000), (1200, 20000), min_lift=1e300, lift="relative")).startswith("decision.min_lift: a relative margin")
+    decide(two_arms((1100, 20000), (1200, 20000), min_lift=1e6, lift="relative"))
+
+
+def test_arms_with_no_conversions_decide_without_warnings():
+    """``wager ab --arm A=0/1 --arm B=0/1``: its prior-sensitivity refit with Beta(0.25, 0.25)
+    puts the relative lift's lower bracket at exactly -1, where the ratio's scale ``1 + t`` is 0."""
+    import warnings
+
+    payload = two_arms((0, 1), (0, 1))
+    payload["priors"] = {"rate": {"family": "beta", "params": {"alpha": 0.25, "beta": 0.25}, "why": "the widened prior", "source": "sensitivity"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: divide-by-zero RuntimeWarnings
+        b = decide(payload)["arms"]["B"]
+    # identical arms: 1/2, up to the quadrature's error on a density singular at 0 (~1e-4)
+    assert b["prob_beats_control"] == pytest.approx(0.5, abs=1e-3)
+    assert all(np.isfinite(b["lift_relative"]["interval"])) and b["lift_relative"]["interval"][0] > -1
+
+
+def test_the_chance_of_a_relative_lift_above_minus_one_is_the_chance_the_challenger_is_positive():
+    """``P(X_b / X_a - 1 > -1) = P(X_b > 0) = 1`` exactly, even where a quadrature of
+    ``X_a``'s mass would miss its singular density at 0 (Beta(0.25, 1.25))."""
+    from wager.kernel import compare
+    from wager.kernel.closed_form import Beta
+
+    a = b = Beta(0.25, 1.25)
+    with np.errstate(all="raise"):
+        p = compare.prob_ratio_above(a, b, [-1.0])
+    assert p[0] == 1.0

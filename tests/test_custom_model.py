@@ -285,6 +285,36 @@ def test_a_model_file_that_fails_to_import_is_bad_input(tmp_path):
     assert code == 2 and "model: importing eight_schools.py failed: ModuleNotFoundError" in err
 
 
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("import sys\nsys.exit(0)\n", "model: importing eight_schools.py called sys.exit(0)"),
+        ("import sys\ndef noncentered(y, sigma, priors):\n    sys.exit(7)\n", "model: running noncentered() called sys.exit(7)"),
+    ],
+    ids=["at import", "in the model"],
+)
+def test_a_model_file_that_calls_sys_exit_is_bad_input_not_the_end_of_wager(tmp_path, isolated_registry, source, message):
+    # before: exit code 0 or 7 with no word of why
+    spec = write_spec(tmp_path, lambda raw: None)
+    (tmp_path / "eight_schools.py").write_text(source)
+    code, err = wager_run(spec)
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and not (isolated_registry / "registry.sqlite").exists()
+
+
+def test_a_plan_refuses_the_policy_a_run_would_refuse(tmp_path, isolated_registry):
+    """The action checks live on the policy, which is all ``wager plan`` reads."""
+    for actions, message in (
+        ([{"name": "a", "loss": "__import__(1)"}, {"name": "b", "loss": "0"}], "decision.actions[0].loss: calling __import__"),
+        ([{"name": "a", "loss": "0"}, {"name": "a", "loss": "1"}], "decision.actions[1].name: action names must be unique"),
+    ):
+        path = tmp_path / "plan.yaml"
+        path.write_text(yaml.safe_dump({"domain": "model", "name": "t", "decision": {"actions": actions}}))
+        result = CliRunner().invoke(app, ["plan", str(path)])
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert not (isolated_registry / "registry.sqlite").exists()
+
+
 def test_a_missing_value_in_the_data_table_is_named_by_its_row(tmp_path):
     spec = write_spec(tmp_path, lambda raw: None)
     table = tmp_path / "eight_schools.csv"

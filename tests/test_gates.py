@@ -118,3 +118,14 @@ def test_variational_draws_are_gated_by_pareto_k_alone(k_hat, passes):
     assert [g.name for g in report.gates] == ["pareto_k"] and diagnostics is None
     assert report.passed is passes
     assert GatePolicy(max_pareto_k=5.0).max_pareto_k == 5.0 and check(post, GatePolicy(max_pareto_k=5.0))[0].passed is (k_hat < 5.0)
+
+
+@pytest.mark.parametrize("field", ["max_rhat", "min_ess_bulk", "min_ess_tail", "max_divergences", "min_bfmi", "max_tree_depth_hits", "max_pareto_k"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_threshold_that_is_not_finite_is_refused_not_a_gate_switched_off(field, value):
+    """``max_rhat: .inf`` would pass every chain while the run reports the gate as checked."""
+    from wager.errors import SpecError
+    from wager.workflow.specs import parse_spec
+
+    with pytest.raises(SpecError, match=f"^gates.{field}: Input should be a finite number"):
+        parse_spec({"arms": [{"name": "A", "visitors": 10, "conversions": 1}, {"name": "B", "visitors": 10, "conversions": 2}], "gates": {field: value}})

@@ -9,10 +9,12 @@ the spec names one.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wager.ab.spec import square_sum_is_finite
 from wager.errors import SpecError
 from wager.tables import row_at
 
@@ -58,7 +60,7 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
         elif metric == "count":
             stats["events"] = int(v.sum())
         elif metric == "mean":
-            stats.update(mean=float(v.mean()), sd=float(v.std(ddof=1)) if v.size > 1 else 0.0)
+            stats.update(_mean_and_sd(v, f"data.{value}", str(name)))
         else:
             spend = v[v > 0]
             logs = np.log(spend)
@@ -71,3 +73,15 @@ def arms_from_table(frame: "pd.DataFrame", metric: str, arm: str = "arm", value:
             )
         arms.append(stats)
     return arms
+
+
+def _mean_and_sd(v: np.ndarray, field: str, arm: str) -> dict[str, float]:
+    """Sample mean and standard deviation (``ddof=1``; 0 for one visitor) of one arm's
+    values, or ``SpecError`` at ``field`` when they are too large for float64: their
+    sum or the sum of their squared deviations overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, as the user's data
+        mean, sd = float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    n = int(v.size)
+    if not (math.isfinite(mean) and math.isfinite(sd) and square_sum_is_finite(mean, n) and square_sum_is_finite(sd, n - 1)):
+        raise SpecError(field, f"arm {arm}'s values are too large for float64 arithmetic: their sum or sum of squares overflows")
+    return {"mean": mean, "sd": sd}

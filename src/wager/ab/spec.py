@@ -20,9 +20,9 @@ spend) is reduced to those statistics by ``wager.ab.data``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
@@ -40,22 +40,55 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_COUNT = 2**53
+"""The largest count a float64 holds exactly, every smaller whole number with it:
+the models compute in float64, so a larger count would be silently rounded."""
+
+
+def _count_input(value: Any) -> Any:
+    """Refuses what pydantic would otherwise turn into a wrong count: a boolean
+    (read as 1 or 0) and a number too large for float64 (``1e20`` would not even
+    reach the bound as an integer)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    if isinstance(value, (int, float)) and math.isfinite(value):  # pydantic names inf and NaN itself
+        _exact_in_float64(value)
+    return value
+
+
+def _exact_in_float64(value: float) -> float:
+    if value > MAX_COUNT:
+        raise ValueError(f"must be at most 2**53 = {MAX_COUNT}, the largest count float64 arithmetic holds exactly; got {value:g}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_count_input), AfterValidator(_exact_in_float64), Field(ge=0)]
+"""A whole number of visitors, conversions, events or purchasers, at most ``MAX_COUNT``."""
+
+
 class Arm(BaseModel):
     """One arm's sufficient statistics."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    visitors: int = Field(gt=0)
-    conversions: int | None = Field(default=None, ge=0)
-    events: int | None = Field(default=None, ge=0)
-    purchasers: int | None = Field(default=None, ge=0)
+    visitors: Count = Field(gt=0)
+    conversions: Count | None = None
+    events: Count | None = None
+    purchasers: Count | None = None
     revenue: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     revenue_sq: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     log_revenue: float | None = Field(default=None, allow_inf_nan=False)
     log_revenue_sq: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     mean: float | None = Field(default=None, allow_inf_nan=False)
     sd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @field_validator("name")
+    @classmethod
+    def _visible_name(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("must not be blank (an arm's name is how the report tells arms apart)")
+        return name
 
 
 class TableSource(BaseModel):
@@ -67,6 +100,12 @@ class TableSource(BaseModel):
     path: str | None = None
     arm: str = "arm"
     value: str = "value"
+
+
+MAX_RELATIVE_MARGIN = 1e6
+"""The largest relative margin: the challenger must beat a million times the
+control. Relative lifts are resolved up to this (``wager.ab.decide``), and a
+margin beyond it would only print the control's mean times a huge number."""
 
 
 class ABPolicy(BaseModel):
@@ -87,6 +126,12 @@ class ABPolicy(BaseModel):
     threshold_units: Literal["relative", "absolute"] = "relative"
     credible_mass: float = Field(default=0.95, gt=0, lt=1)
     srm_alpha: float = Field(default=0.001, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _resolvable_relative_margin(self) -> "ABPolicy":
+        if self.lift == "relative" and self.min_lift > MAX_RELATIVE_MARGIN:
+            raise SpecError("decision.min_lift", f"a relative margin (a fraction of the control's mean) must be at most {MAX_RELATIVE_MARGIN:g}; got {self.min_lift:g}")
+        return self
 
 
 class ABSpec(BaseModel):
@@ -158,21 +203,54 @@ def check_arms(arms: list[Arm], metric: str) -> None:
             raise SpecError(f"{where}.conversions", f"must not exceed visitors ({arm.conversions} > {arm.visitors})")
         if metric == "revenue":
             _check_revenue(arm, where)
-        if metric == "mean" and arm.visitors < 2:
-            raise SpecError(f"{where}.visitors", "the mean metric needs at least 2 visitors per arm to estimate a spread")
+        if metric == "mean":
+            _check_mean(arm, where)
+
+
+def _check_mean(arm: Arm, where: str) -> None:
+    if arm.visitors < 2:
+        raise SpecError(f"{where}.visitors", "the mean metric needs at least 2 visitors per arm to estimate a spread")
+    if not square_sum_is_finite(arm.mean, arm.visitors):  # type: ignore[arg-type]
+        raise SpecError(f"{where}.mean", f"is too large for float64 arithmetic: visitors * mean**2 overflows ({arm.visitors} * {arm.mean:g}**2)")
+    if not square_sum_is_finite(arm.sd, arm.visitors - 1):  # type: ignore[arg-type]
+        raise SpecError(f"{where}.sd", f"is too large for float64 arithmetic: the sum of squared deviations (visitors - 1) * sd**2 overflows ({arm.visitors - 1} * {arm.sd:g}**2)")
+
+
+def square_sum_is_finite(x: float, n: int) -> bool:
+    """Whether ``n * x**2`` is a finite float64. The Normal-Inverse-Gamma update of
+    the mean metric works with ``n * mean**2`` and ``(n - 1) * sd**2``."""
+    return n == 0 or math.isfinite(n * x * x)  # Python floats overflow to inf here, without an exception
 
 
 def _check_revenue(arm: Arm, where: str) -> None:
+    """The sums over purchasers must be those of positive spends ``x_1 .. x_k``
+    (``k >= 2``): each relation below holds for any such spends, so a sum that
+    breaks one was not computed from them. Compared in square-root form, so no
+    square overflows."""
     k = arm.purchasers or 0
     if k > arm.visitors:
         raise SpecError(f"{where}.purchasers", f"must not exceed visitors ({k} > {arm.visitors})")
     if k < 2:
         raise SpecError(f"{where}.purchasers", "needs at least 2 purchasers to describe the spend distribution")
-    # Cauchy-Schwarz: (sum x)^2 <= k * sum x^2 for any real numbers
-    if arm.log_revenue**2 > k * arm.log_revenue_sq * (1 + 1e-9) + 1e-12:  # type: ignore[operator]
-        raise SpecError(f"{where}.log_revenue_sq", "is too small for log_revenue: (sum of logs)^2 must be <= purchasers * (sum of squared logs)")
-    if arm.revenue**2 > k * arm.revenue_sq * (1 + 1e-9) + 1e-12:  # type: ignore[operator]
+    total, squares, logs, log_squares = arm.revenue, arm.revenue_sq, arm.log_revenue, arm.log_revenue_sq
+    if total <= 0:  # type: ignore[operator]
+        raise SpecError(f"{where}.revenue", f"must be > 0 with {k} purchasers: every purchase is a positive spend")
+    # Cauchy-Schwarz: (sum x)^2 <= k * sum x^2, for the spends and for their logs
+    if _exceeds(total, math.sqrt(k * squares)):  # type: ignore[operator]
         raise SpecError(f"{where}.revenue_sq", "is too small for revenue: (sum)^2 must be <= purchasers * (sum of squares)")
+    if _exceeds(abs(logs), math.sqrt(k * log_squares)):  # type: ignore[operator,arg-type]
+        raise SpecError(f"{where}.log_revenue_sq", "is too small for log_revenue: (sum of logs)^2 must be <= purchasers * (sum of squared logs)")
+    # positive terms: sum x^2 <= (sum x)^2
+    if _exceeds(math.sqrt(squares), total):  # type: ignore[arg-type]
+        raise SpecError(f"{where}.revenue_sq", "is too large for revenue: the sum of squares of positive spends must be <= (their sum)^2")
+    # AM-GM: the mean log spend is at most the log of the mean spend
+    if _exceeds(logs / k, math.log(total) - math.log(k)):  # type: ignore[operator,arg-type]
+        raise SpecError(f"{where}.log_revenue", "is too large for revenue: log_revenue / purchasers must be <= log(revenue / purchasers) (geometric mean <= arithmetic mean)")
+
+
+def _exceeds(x: float, bound: float) -> bool:
+    """``x > bound`` by more than float rounding (sums read from a table carry ~1e-16 relative error)."""
+    return x > bound + 1e-9 * abs(bound) + 1e-12
 
 
 def check_split(split: list[float], k: int) -> None:

@@ -135,6 +135,9 @@ def load_function(path: Path, function: str) -> Callable[..., Any]:
     except Exception as exc:  # the user's file failed to import: its own message is the useful part
         sys.modules.pop(module_name, None)
         raise SpecError("model", f"importing {path.name} failed: {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        sys.modules.pop(module_name, None)
+        raise exit_refused(f"importing {path.name}", exc) from None
     fn = getattr(module, function, None)
     if fn is None:
         defined = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module_name)
@@ -142,6 +145,12 @@ def load_function(path: Path, function: str) -> Callable[..., Any]:
     if not callable(fn):
         raise SpecError("model", f"{function!r} in {path.name} is not a function")
     return fn
+
+
+def exit_refused(doing: str, exc: SystemExit) -> SpecError:
+    """The error for user code that called ``sys.exit``: it would otherwise end
+    wager itself, with the user's exit code and no word of why."""
+    return SpecError("model", f"{doing} called sys.exit({exc.code!r}); a model file must define the model, not end the program")
 
 
 def load_data(data: str | Mapping[str, Any], base_dir: Path | None = None) -> dict[str, np.ndarray]:
@@ -276,6 +285,8 @@ def trace_variables(
         raise
     except Exception as exc:  # the user's model failed on this data: its own message is the useful part
         raise SpecError("model", f"{function}() failed on the data: {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise exit_refused(f"running {function}()", exc) from None
     unused = sorted(set(priors) - lookup.used)
     if unused:
         raise SpecError(f"priors.{unused[0]}", f"declared but the model never uses it (it never looks up priors[{unused[0]!r}])")

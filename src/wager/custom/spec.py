@@ -89,6 +89,19 @@ class DecisionPolicy(BaseModel):
     question: str | None = None
     actions: list[Action] = Field(min_length=2)
 
+    @model_validator(mode="after")
+    def _distinct_actions_with_valid_losses(self) -> "DecisionPolicy":
+        """Action names are unique and every loss passes the syntax check. On the
+        policy itself, so ``wager plan`` (which reads only the policy) refuses
+        what ``wager run`` would."""
+        seen: set[str] = set()
+        for i, action in enumerate(self.actions):
+            if action.name in seen:
+                raise SpecError(f"decision.actions[{i}].name", f"action names must be unique; {action.name!r} appears twice")
+            seen.add(action.name)
+            loss_names(action.loss, f"decision.actions[{i}].loss")
+        return self
+
 
 class CustomSpec(BaseModel):
     """A spec for ``domain: model``. Part of a run's identity, every field of it."""
@@ -138,13 +151,6 @@ class CustomSpec(BaseModel):
             for i, alternative in enumerate(alternatives):
                 if alternative.family == "normal_inverse_gamma":
                     raise SpecError(f"{where}[{i}].family", "a joint prior has no single NumPyro distribution; declare its parts separately")
-        if self.decision is not None:
-            seen: set[str] = set()
-            for i, action in enumerate(self.decision.actions):
-                if action.name in seen:
-                    raise SpecError(f"decision.actions[{i}].name", f"action names must be unique; {action.name!r} appears twice")
-                seen.add(action.name)
-                loss_names(action.loss, f"decision.actions[{i}].loss")
         return self
 
 

@@ -119,9 +119,21 @@ def prob_ratio_above(a: Distribution1D, b: Distribution1D, t) -> np.ndarray:
     """``P(X_b / X_a - 1 > t)`` for positive ``X_a``, vectorised over ``t > -1``."""
     t = np.asarray(t, dtype=float)
     scale = (1 + t).reshape(-1, 1)
-    breaks = _quantile_points(b)[None, :] / scale
-    p = expectation(a, lambda x: special_sf(b, x * scale[..., None]), breaks)
+    p = expectation(a, lambda x: special_sf(b, x * scale[..., None]), _ratio_breaks(b, scale))
+    # at t = -1 the event is X_b > 0 whatever X_a is: exactly P(X_b > 0), not a quadrature of X_a's mass
+    p = np.where(scale[:, 0] == 0, special_sf(b, np.zeros(1)), p)
     return p.reshape(t.shape)
+
+
+def _ratio_breaks(b: Distribution1D, scale: np.ndarray) -> np.ndarray:
+    """Where ``x * scale`` crosses ``b``'s quantile points: those points over
+    ``scale``, shape ``(len(scale), levels)``. At ``scale == 0`` (``t = -1``) the
+    integrand ``g(x * 0)`` is constant in ``x`` and needs no break: the points
+    are put at +inf, which ``expectation`` clips to the support's upper edge
+    (empty panels). So ``P(X_b / X_a > 0) = P(X_b > 0)``, with no division by zero."""
+    points = _quantile_points(b)[None, :]
+    zero = scale == 0
+    return np.where(zero, np.inf, points / np.where(zero, 1.0, scale))
 
 
 def special_sf(dist: Distribution1D, x: np.ndarray) -> np.ndarray:
@@ -144,8 +156,7 @@ def density_of_ratio(a: Distribution1D, b: Distribution1D, t) -> np.ndarray:
     """Density of ``X_b / X_a - 1`` at ``t``: ``E_{X_a}[X_a f_b((1 + t) X_a)]``."""
     t = np.asarray(t, dtype=float)
     scale = (1 + t).reshape(-1, 1)
-    breaks = _quantile_points(b)[None, :] / scale
-    return expectation(a, lambda x: x * b.pdf(x * scale[..., None]), breaks).reshape(t.shape)
+    return expectation(a, lambda x: x * b.pdf(x * scale[..., None]), _ratio_breaks(b, scale)).reshape(t.shape)
 
 
 def quantiles_of(

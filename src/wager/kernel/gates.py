@@ -21,9 +21,13 @@ from wager.kernel.posterior import Posterior
 
 
 class GatePolicy(BaseModel):
-    """Thresholds of the gates; part of a run's identity."""
+    """Thresholds of the gates; part of a run's identity.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Every threshold is finite: ``max_rhat: .inf`` would switch its gate off
+    while the run still reported it as checked.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_rhat: float = Field(default=1.01, gt=1.0)
     min_ess_bulk: float = Field(default=400, ge=0)

@@ -10,9 +10,10 @@ reports whether its policy still matches the latest plan, and what changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from wager.errors import from_pydantic
 from wager.workflow.diff import Change, changes
@@ -33,18 +34,22 @@ def policy_from_payload(payload: Any) -> Policy:
 
     fields = schema_for(payload).model_fields
     domain = payload.get("domain", "ab")
-    name = payload.get("name", fields["name"].default if "name" in fields else None)
+    name = _validated(fields["name"], payload, "name") if "name" in fields else None
     decision_field = fields["decision"]
-    raw = payload.get("decision")
-    try:
-        if raw is None:
-            policy = decision_field.get_default(call_default_factory=True)
-        else:
-            policy = TypeAdapter(decision_field.annotation).validate_python(raw)
-        dumped = TypeAdapter(decision_field.annotation).dump_python(policy, mode="json")
-    except ValidationError as exc:
-        raise from_pydantic(exc, prefix="decision") from None
+    policy = _validated(decision_field, payload, "decision")
+    dumped = TypeAdapter(decision_field.annotation).dump_python(policy, mode="json")
     return Policy(domain=domain, name=name, policy=dumped, digest=policy_digest(dumped))
+
+
+def _validated(field: FieldInfo, payload: Mapping[str, Any], key: str) -> Any:
+    """``payload[key]`` validated by the spec schema's own ``field`` (its default
+    when absent), so a plan refuses exactly what a run of the same spec would."""
+    if key not in payload:
+        return field.get_default(call_default_factory=True)
+    try:
+        return TypeAdapter(field.rebuild_annotation()).validate_python(payload[key])
+    except ValidationError as exc:
+        raise from_pydantic(exc, prefix=key) from None
 
 
 def policy_from_spec(spec: Any) -> Policy:

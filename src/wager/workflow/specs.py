@@ -8,7 +8,7 @@ the field and the rule; nothing is run and nothing is written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -45,7 +45,7 @@ def schema_for(payload: Any) -> type[BaseModel]:
         raise SpecError("spec", f"must be a mapping of keys to values; got {type(payload).__name__}")
     domain = payload.get("domain", "ab")
     known = schemas()
-    if domain not in known:
+    if not isinstance(domain, str) or domain not in known:
         raise SpecError("domain", f"unknown domain {domain!r}; known domains: {', '.join(sorted(known))}")
     schema = known[domain]
     tasks = getattr(schema, "tasks", None)  # a domain of several tasks: one schema per task
@@ -61,13 +61,38 @@ def parse_spec(payload: Any) -> BaseModel:
         raise from_pydantic(exc) from None
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping.
+
+    YAML forbids repeated keys, but PyYAML keeps the last one silently: an arm
+    written with ``conversions: 1100`` and ``conversions: 5`` would run on 5.
+    Keys merged in with ``<<`` may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):
+                    continue  # the base constructor refuses it
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a YAML (or JSON) spec file."""
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"no such file: {path}")
     try:
-        payload = yaml.safe_load(path.read_text())
+        payload = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise SpecError("spec", f"{path.name} is not UTF-8 text (byte {exc.start} cannot be decoded); a spec is a YAML or JSON file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
