@@ -315,6 +315,13 @@ def test_a_relative_margin_beyond_a_million_times_the_control_is_refused():
     decide(two_arms((1100, 20000), (1200, 20000), min_lift=1e6, lift="relative"))
 
 
+def test_an_absolute_margin_a_conversion_rate_cannot_clear_is_refused():
+    # no rate in 0..1 beats another by 1 or more; a margin of 1e12 gave losses of 1e12 by cancellation
+    for margin in (1.0, 1e12):
+        assert refusal(two_arms((1100, 20000), (1200, 20000), min_lift=margin)).startswith("decision.min_lift: an absolute margin on conversion rates")
+    decide(two_arms((1100, 20000), (1200, 20000), min_lift=0.99))
+
+
 def test_arms_with_no_conversions_decide_without_warnings():
     """``wager ab --arm A=0/1 --arm B=0/1``: its prior-sensitivity refit with Beta(0.25, 0.25)
     puts the relative lift's lower bracket at exactly -1, where the ratio's scale ``1 + t`` is 0."""

@@ -154,6 +154,8 @@ class ABSpec(BaseModel):
     def _consistent(self) -> "ABSpec":
         if (self.arms is None) == (self.data is None):
             raise SpecError("arms", "give either arms (sufficient statistics) or data (a per-visitor table), not both or neither")
+        if self.metric == "conversion" and self.decision.lift == "absolute" and self.decision.min_lift >= 1:
+            raise SpecError("decision.min_lift", f"an absolute margin on conversion rates must be below 1 (a rate lies in 0..1); got {self.decision.min_lift:g}")
         if self.arms is not None:
             check_arms(self.arms, self.metric)
             if self.control is not None and self.control not in {a.name for a in self.arms}:
