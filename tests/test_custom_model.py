@@ -20,7 +20,7 @@ from scipy import integrate, stats
 from typer.testing import CliRunner
 
 from wager.cli import app
-from wager.custom.domain import prepare
+from wager.custom.domain import load_data, prepare
 from wager.errors import SpecError
 from wager.kernel.posterior import Posterior
 from wager.workflow.specs import load_spec, parse_spec
@@ -313,6 +313,13 @@ def test_a_plan_refuses_the_policy_a_run_would_refuse(tmp_path, isolated_registr
         result = CliRunner().invoke(app, ["plan", str(path)])
         assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert not (isolated_registry / "registry.sqlite").exists()
+
+
+def test_a_name_given_twice_in_a_json_data_file_is_refused_not_overwritten(tmp_path):
+    (tmp_path / "schools.json").write_text('{"y": [1, 2], "sigma": [1, 1], "y": [3, 4]}')
+    with pytest.raises(SpecError, match="schools.json is not valid JSON: the name 'y' appears twice") as info:
+        load_data("schools.json", base_dir=tmp_path)
+    assert info.value.field == "data"
 
 
 def test_a_missing_value_in_the_data_table_is_named_by_its_row(tmp_path):

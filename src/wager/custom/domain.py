@@ -153,6 +153,16 @@ def exit_refused(doing: str, exc: SystemExit) -> SpecError:
     return SpecError("model", f"{doing} called sys.exit({exc.code!r}); a model file must define the model, not end the program")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a repeated name (``json`` alone keeps the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the name {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def load_data(data: str | Mapping[str, Any], base_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Name -> array: CSV columns, the entries of a JSON object, or the inline mapping.
 
@@ -165,7 +175,7 @@ def load_data(data: str | Mapping[str, Any], base_dir: Path | None = None) -> di
         raise SpecError("data", f"no such file: {path}")
     if path.suffix.lower() == ".json":
         try:
-            payload = json.loads(path.read_text())
+            payload = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SpecError("data", f"{path.name} is not valid JSON: {exc}") from None
         if not isinstance(payload, dict) or not payload:
