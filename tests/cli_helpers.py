@@ -25,7 +25,7 @@ def invoke(args: list[str], cwd: Path) -> Result:
 def assert_refused(result: Result, fragments: tuple[str, ...] | list[str], cwd: Path, before: list[str]) -> None:
     """Bad input: exit code 2, one ``error: ...`` message holding every fragment (the field
     and the rule), no traceback, ``cwd`` holding exactly the names it held ``before``, and
-    no run registry opened (the test's own, ``WAGER_DB``, is created on first open)."""
+    no run registry written (the test's own, ``WAGER_DB``, is created by its first write)."""
     assert result.exit_code == 2, (result.exit_code, result.output)
     message = result.stderr or result.output
     assert message.startswith("error: "), message
@@ -33,4 +33,4 @@ def assert_refused(result: Result, fragments: tuple[str, ...] | list[str], cwd: 
         assert fragment in message, (fragment, message)
     assert "Traceback" not in result.output
     assert sorted(p.name for p in cwd.iterdir()) == sorted(before), "bad input must write nothing"
-    assert not Path(os.environ["WAGER_DB"]).exists(), "bad input must not open the run registry"
+    assert not Path(os.environ["WAGER_DB"]).exists(), "bad input must not write the run registry"

@@ -22,7 +22,8 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from wager.workflow.registry import Registry, RegistryError, as_url, default_url
+from wager.errors import SpecError
+from wager.workflow.registry import Registry, RegistryError, RegistryInputError, as_url, default_url
 from wager.workflow.registry_store import HEAD_REVISION, MIGRATIONS, VERSION_TABLE
 
 POSTGRES_URL = os.environ.get("WAGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -98,7 +99,7 @@ def test_an_unknown_or_ambiguous_reference_names_the_reference(db_url: str) -> N
         registry.record(manifest("b"), result(), b"b", run_id="aa0002")
         with pytest.raises(RegistryError, match="'aa'.*several runs.*aa0001, aa0002"):
             registry.load("aa")
-        with pytest.raises(RegistryError, match="'ff'.*no run"):
+        with pytest.raises(RegistryError, match="no run .*'ff'"):
             registry.resolve("ff")
         with pytest.raises(RegistryError, match="'aa0001'.*already recorded"):
             registry.record(manifest("c"), result(), b"c", run_id="aa0001")
@@ -173,7 +174,7 @@ def test_plans_round_trip_and_the_latest_is_per_domain_and_name(db_url: str) -> 
         assert registry.load_plan(old.plan_id) == old
         assert registry.load_plan(old.plan_id[:6]).policy == {"actions": ["ship", "hold"], "margin": 0.01}
         assert registry.load_plan("latest") == unnamed
-        with pytest.raises(RegistryError, match="plan 'zz'"):
+        with pytest.raises(RegistryError, match="^PLAN: no plan has the id or id prefix 'zz'"):
             registry.load_plan("zz")
 
 
@@ -217,7 +218,8 @@ def wait_for_backends_to_end(url: str, application_name: str, timeout: float = 3
 
 
 def test_a_writer_killed_mid_record_leaves_only_whole_runs(db_url: str) -> None:
-    Registry(db_url).close()  # migrated up front: every kill lands in record()
+    with Registry(db_url) as registry:
+        registry.create()  # migrated up front: every kill lands in record()
     delays = [0.0, 0.015, 0.04, 0.08]
     attempted: list[str] = []  # runs whose record() had started when the kill came
     committed: list[str] = []  # runs whose record() returned
@@ -338,14 +340,16 @@ def test_a_new_database_is_migrated_to_the_alembic_head(db_url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head == HEAD_REVISION  # the constant that lets an open skip Alembic
-    Registry(db_url).close()
+    with Registry(db_url) as registry:
+        registry.create()
     assert schema_revision(db_url) == head
 
 
 def test_opening_a_migrated_database_does_not_run_alembic_again(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import alembic.command
 
-    Registry(db_url).close()
+    with Registry(db_url) as registry:
+        registry.create()
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("upgrade ran on an up-to-date database")
@@ -357,7 +361,8 @@ def test_opening_a_migrated_database_does_not_run_alembic_again(db_url: str, mon
 
 
 def test_a_database_from_a_newer_wager_is_refused_by_name(sqlite_url: str) -> None:
-    Registry(sqlite_url).close()
+    with Registry(sqlite_url) as registry:
+        registry.create()
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
@@ -373,7 +378,7 @@ def test_default_url_follows_wager_db_then_xdg_data_home(tmp_path: Path, monkeyp
     monkeypatch.delenv("WAGER_DB", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_url() == f"sqlite:///{tmp_path / 'data' / 'wager' / 'registry.sqlite'}"
-    assert (tmp_path / "data" / "wager").is_dir()
+    assert not (tmp_path / "data").exists()  # made by the first recorded run
 
     monkeypatch.setenv("WAGER_DB", str(tmp_path / "team.sqlite"))
     assert default_url() == f"sqlite:///{tmp_path / 'team.sqlite'}"
@@ -389,6 +394,69 @@ def test_a_bad_or_unreachable_database_is_one_error_naming_the_masked_url() -> N
         Registry("postgresql+psycopg://me:secret@127.0.0.1:1/db")
     assert "secret" not in str(raised.value)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_malformed_database_url_is_bad_input_named_by_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("postgresql+psycopg://nobody@[::1/x", "://"):
+        with pytest.raises(RegistryInputError, match="^--db: not a database URL") as raised:
+            Registry(url)
+        assert isinstance(raised.value, SpecError) and raised.value.field == "--db"
+    monkeypatch.setenv("WAGER_DB", "://")
+    with pytest.raises(RegistryInputError, match="^WAGER_DB: not a database URL"):
+        Registry()
+
+
+def test_an_unknown_reference_is_bad_input_naming_the_argument(sqlite_url: str) -> None:
+    with Registry(sqlite_url) as registry:
+        registry.record(manifest("a"), result(), b"a", run_id="aa0001")
+        for ref in ("", "ff", "latest-but-not"):
+            with pytest.raises(SpecError) as raised:
+                registry.load(ref)
+            assert raised.value.field == "RUN"
+        with pytest.raises(SpecError, match="^PLAN: 'latest' names no plan"):
+            registry.load_plan("latest")
+
+
+# -- a registry is created by its first write, never by reading it ---------
+
+
+def test_opening_and_reading_a_registry_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "team" / "wager" / "registry.sqlite"
+    with Registry(str(path)) as registry:
+        assert registry.list() == [] and registry.count() == 0
+        assert registry.latest_plan("ab", "checkout") is None
+        assert registry.validations("aa0001") == []
+        with pytest.raises(RegistryError, match="'latest' names no run: the registry has no runs yet"):
+            registry.load("latest")
+        with pytest.raises(RegistryError, match="no run has the id or id prefix 'aa'"):
+            registry.resolve("aa")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_first_write_creates_the_folders_the_file_and_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "team" / "wager" / "registry.sqlite"
+    with Registry(str(path)) as registry:
+        plan = registry.record_plan("ab", "checkout", {"margin": 0.01}, "h1")
+        assert registry.latest_plan("ab", "checkout") == plan
+    assert schema_revision(f"sqlite:///{path}") == HEAD_REVISION
+    with Registry(str(path)) as reader:  # a second process reads what the first wrote
+        assert reader.load_plan("latest") == plan
+
+
+def test_a_registry_created_by_another_process_after_opening_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    with Registry(str(path)) as reader, Registry(str(path)) as writer:
+        assert reader.count() == 0
+        run_id = writer.record(manifest("a"), result(), b"a").run_id
+        assert reader.resolve("latest") == run_id
+
+
+def test_a_registry_whose_file_could_not_be_created_is_refused_at_open(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where the registry's folder should be")
+    with pytest.raises(RegistryError, match=r"cannot create the folder .*taken/sub: .*taken is not a folder") as raised:
+        Registry(str(tmp_path / "taken" / "sub" / "registry.sqlite"))
+    assert not isinstance(raised.value, SpecError)  # the environment, not the input: exit 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 # -- helpers --------------------------------------------------------------

@@ -271,3 +271,22 @@ def test_a_custom_model_report_prices_its_actions_and_plots_its_vectors(tmp_path
     assert any(line.startswith("theta[0] is") and "94% credible interval" in line for line in lines)
     page = html_report(record)
     assert html.escape(spec["priors"]["tau"]["why"]) in page and 'alt="Posterior of theta"' in page
+
+
+def test_wager_report_refuses_an_out_that_is_a_directory_before_reading_the_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from wager.cli import app
+
+    (tmp_path / "reports").mkdir()
+    done = CliRunner().invoke(app, ["report", "latest", "--out", str(tmp_path / "reports")])
+    assert done.exit_code == 2
+    assert done.stderr == f"error: --out: is a directory: {tmp_path / 'reports'}\n"
+    assert list((tmp_path / "reports").iterdir()) == []
+
+
+def test_a_failed_html_write_leaves_no_partial_file(founding, tmp_path):
+    (tmp_path / "run.html").mkdir()  # the rename onto a folder fails
+    with pytest.raises(OSError):
+        write_html_report(founding, tmp_path / "run.html")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.html"]

@@ -162,8 +162,152 @@ def test_bad_input_opens_no_registry(isolated_registry):
     assert not (isolated_registry / "registry.sqlite").exists()
 
 
-def test_unknown_run_is_a_clear_error():
+def test_unknown_run_is_bad_input_naming_the_run_argument():
     wager_json("ab", *FOUNDING_ARMS)
     result = runner.invoke(app, ["runs", "show", "zzzz"])
-    assert result.exit_code == 1
-    assert "zzzz" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2
+    assert result.stderr == "error: RUN: no run has the id or id prefix 'zzzz'\n"
+
+
+def record_fake_runs(*run_ids: str) -> None:
+    """Runs recorded straight into the test's registry, with ids chosen to share a prefix."""
+    with Registry() as registry:
+        for run_id in run_ids:
+            registry.record({"identity_hash": run_id, "identity": {"domain": "ab"}}, {"status": "decided"}, b"posterior", run_id=run_id)
+
+
+RUN = "<RUN>"
+RUN_COMMANDS = [
+    ["runs", "show", RUN], ["runs", "diff", RUN, "latest"], ["replay", RUN], ["report", RUN], ["validate", RUN],
+    ["monitor", RUN, "--data", "window.yaml"],
+]
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_run_reference_naming_no_run_or_several_is_bad_input_in_every_command(command, isolated_registry):
+    def refused(ref: str) -> str:
+        result = runner.invoke(app, [ref if arg == RUN else arg for arg in command])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        return result.stderr
+
+    assert refused("latest") == "error: RUN: 'latest' names no run: the registry has no runs yet\n"
+    assert not (isolated_registry / "registry.sqlite").exists()  # reading created nothing
+    record_fake_runs("aa0001", "aa0002")
+    assert refused("aa") == "error: RUN: 'aa' is a prefix of several runs (aa0001, aa0002); give more characters\n"
+    assert refused("zz") == "error: RUN: no run has the id or id prefix 'zz'\n"
+    assert refused("") == "error: RUN: must be a full id, a unique prefix or 'latest', got an empty string\n"
+
+
+def test_read_commands_on_a_registry_that_does_not_exist_yet_create_nothing(tmp_path, isolated_registry):
+    code, out = wager("runs", "list")
+    assert code == 0 and out == "No runs recorded yet.\n"
+    elsewhere = tmp_path / "nope" / "sub" / "r.sqlite"
+    code, out = wager("runs", "list", "--db", str(elsewhere))
+    assert code == 0 and out == "No runs recorded yet.\n"
+    assert wager("runs", "show", "latest")[0] == 2
+    assert list(isolated_registry.iterdir()) == [] and list(tmp_path.iterdir()) == []
+    # the first recorded run creates the folders and the file
+    code, out = wager_json("ab", *FOUNDING_ARMS, "--db", str(elsewhere))
+    assert code == 0 and elsewhere.is_file()
+
+
+def test_a_run_refused_after_inference_leaves_no_registry_file(monkeypatch, isolated_registry):
+    """The registry is opened before inference (an unreachable server is reported
+    first), but a file is only created by the write, so bad input found by the run
+    itself (a decision loss that is not finite on the posterior) leaves nothing."""
+    from wager.errors import SpecError
+    from wager.workflow import pipeline
+
+    def refuse_after_sampling(*args, **kwargs):
+        raise SpecError("decision.loss", "is not finite on the posterior")
+
+    monkeypatch.setattr(pipeline, "run", refuse_after_sampling)
+    result = runner.invoke(app, ["ab", *FOUNDING_ARMS])
+    assert result.exit_code == 2 and result.stderr == "error: decision.loss: is not finite on the posterior\n"
+    assert list(isolated_registry.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "db, rule",
+    [
+        ("", "must be a database URL or a file path, got an empty string"),
+        ("postgresql+psycopg://nobody@[::1/x", "not a database URL"),
+        ("://", "not a database URL"),
+    ],
+)
+def test_an_empty_or_malformed_db_is_bad_input_naming_db(db, rule, isolated_registry):
+    for command in (["runs", "list"], ["ab", *FOUNDING_ARMS]):
+        result = runner.invoke(app, [*command, "--db", db])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: --db: {rule}") and result.stderr.count("\n") == 1
+    assert list(isolated_registry.iterdir()) == []
+
+
+def test_runs_list_refuses_a_status_no_run_has():
+    result = runner.invoke(app, ["runs", "list", "--status", "bogus"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: --status: must be decided or blocked, got 'bogus'\n"
+    assert runner.invoke(app, ["runs", "list", "--status", "blocked"]).exit_code == 0
+
+
+def test_json_output_writes_a_non_finite_number_as_null(monkeypatch):
+    """JSON has no infinity: R-hat of one chain (inf) or NaN is null, in the run's
+    --json and in `runs show --json` of the recorded run alike."""
+    from wager.workflow import pipeline
+
+    real = pipeline.result_json
+    monkeypatch.setattr(pipeline, "result_json", lambda result: {**real(result), "rhat": float("inf"), "ess": float("nan")})
+    code, out = wager_json("ab", *FOUNDING_ARMS)
+    assert code == 0 and out["rhat"] is None and out["ess"] is None
+    code, shown = wager_json("runs", "show", out["run_id"])
+    assert code == 0 and shown["result"]["rhat"] is None
+
+
+def bad_input_line(result) -> str:
+    """The one stderr line of a refused command (exit 2, no traceback)."""
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    return result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_spec_file_that_is_not_text_is_bad_input(tmp_path, isolated_registry, command):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(bytes([0x9D, 0x37, 0x9E, 0xC9, 0x8E, 0xEF, 0x10, 0xC8]) * 64)  # junk, not UTF-8
+    line = bad_input_line(runner.invoke(app, [command, str(path)]))
+    assert line.startswith("error: spec: spec.yaml is not UTF-8 text")
+    assert not (isolated_registry / "registry.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_domain_that_is_not_a_name_is_refused_naming_domain(tmp_path, command):
+    (tmp_path / "spec.yaml").write_text("domain: [ab]\nname: t\n")
+    line = bad_input_line(runner.invoke(app, [command, str(tmp_path / "spec.yaml")]))
+    assert line.startswith("error: domain: unknown domain ['ab']")
+
+
+def test_a_key_repeated_in_a_mapping_is_refused_not_overwritten(tmp_path):
+    # PyYAML alone keeps the last value: this arm would run on 5 conversions
+    (tmp_path / "spec.yaml").write_text(
+        "domain: ab\nname: t\narms:\n"
+        "  - {name: A, visitors: 20000, conversions: 1100, conversions: 5}\n"
+        "  - {name: B, visitors: 20000, conversions: 1200}\n"
+    )
+    line = bad_input_line(runner.invoke(app, ["run", str(tmp_path / "spec.yaml")]))
+    assert line.startswith("error: spec: malformed YAML at line 4") and "duplicate key 'conversions'" in line
+
+
+def test_a_key_merged_in_with_an_anchor_may_still_be_overridden(tmp_path):
+    from wager.workflow.specs import read_spec_file
+
+    (tmp_path / "spec.yaml").write_text("base: &base {visitors: 10, conversions: 1}\narm: {<<: *base, conversions: 2}\n")
+    assert read_spec_file(tmp_path / "spec.yaml")["arm"] == {"visitors": 10, "conversions": 2}
+
+
+@pytest.mark.parametrize("name", ["12", "[1, 2]", "{a: 1}"])
+def test_a_plan_refuses_a_name_a_run_would_refuse_and_records_nothing(tmp_path, isolated_registry, name):
+    (tmp_path / "plan.yaml").write_text(f"domain: ab\nname: {name}\ndecision: {{min_lift: 0.01}}\n")
+    line = bad_input_line(runner.invoke(app, ["plan", str(tmp_path / "plan.yaml")]))
+    assert line.startswith("error: name: Input should be a valid string")
+    assert not (isolated_registry / "registry.sqlite").exists()

@@ -176,3 +176,48 @@ def test_monitor_compares_the_loss_a_decision_realized_with_what_the_model_expec
     out = json.loads(reversed_.stdout)
     assert out["realized_loss"]["realized"] > out["realized_loss"]["reference_upper"]
     assert any("realized loss of 'ship B'" in reason for reason in out["reasons"])
+
+
+def test_a_junit_path_that_cannot_be_written_is_refused_before_anything_is_recorded(founding_run, tmp_path):
+    from wager.workflow.registry import Registry
+
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for junit, rule in ((tmp_path, f"is a directory: {tmp_path}"), (tmp_path / "taken" / "junit.xml", "is not a folder")):
+        result = runner.invoke(app, ["validate", founding_run, "--sbc", "0", "--junit", str(junit)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: --junit: ") and rule in result.stderr
+    assert Registry().validations(founding_run) == []
+
+
+@pytest.mark.parametrize("target", ["/tmp/no-such-folder/spec.txt", "spec.txt", "sub/spec"])
+def test_a_validate_target_that_looks_like_a_path_is_a_missing_file_not_a_run(target):
+    result = runner.invoke(app, ["validate", target])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: spec: no such file: {target}\n"
+
+
+def test_monitor_matches_the_window_arms_by_name_in_any_order(founding_run, tmp_path):
+    path = window(tmp_path, 0.055, 0.06, 1)
+    arms = yaml.safe_load(path.read_text())["arms"]
+    (tmp_path / "swapped.yaml").write_text(yaml.safe_dump({"arms": arms[::-1]}))
+    in_order = runner.invoke(app, ["monitor", founding_run, "--data", str(path), "--json"])
+    swapped = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "swapped.yaml"), "--json"])
+    assert in_order.exit_code == swapped.exit_code == 0
+    assert json.loads(swapped.stdout) == json.loads(in_order.stdout)
+
+
+def test_monitor_refuses_a_window_of_other_arms(founding_run, tmp_path):
+    # arms X and Y at the rates A and B were fitted at: compared by position they would raise no alert
+    arms = [{"name": "X", "visitors": 5000, "conversions": 275}, {"name": "Y", "visitors": 5000, "conversions": 300}]
+    (tmp_path / "xy.yaml").write_text(yaml.safe_dump({"arms": arms}))
+    result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "xy.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == "error: --data: arms: must be the recorded run's arms A, B (in any order); got X, Y\n"
+
+
+def test_monitor_names_a_missing_or_empty_data_file_as_data(founding_run, tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    for name, rule in (("missing.yaml", f"no such file: {tmp_path / 'missing.yaml'}"), ("empty.yaml", "empty.yaml is empty")):
+        result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / name)])
+        assert result.exit_code == 2
+        assert result.stderr == f"error: --data: {rule}\n"

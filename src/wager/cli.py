@@ -3,7 +3,9 @@
 Exit codes: 0 decided, 2 bad input, 3 blocked by a gate, 1 internal error,
 4 a check that failed (a replay that disagrees with its record, a failed
 validation, a monitoring alert). Bad input prints one line naming the
-field and the rule; never a traceback, and nothing is recorded.
+field and the rule; never a traceback, and nothing is recorded. A usage
+error (an unknown option, a value out of range) is bad input too, one line
+``error: --OPTION: RULE`` from ``main`` instead of Click's usage block.
 
 Every run is recorded in the run registry (``--db``, ``WAGER_DB``, default an
 SQLite file in the user's data folder) unless ``--no-record`` is given; its
@@ -104,6 +106,8 @@ def demo_command(
 
         return parse_spec(FOUNDING_EXAMPLE)
 
+    with exits_on_error():
+        check_output_file(report, "--report")
     if not as_json:
         typer.echo("wager demo: the founding A/B test (A 1100/20000 vs B 1200/20000, business margin 0.005)\n")
     _execute(build, None, as_json, quiet, Recording(db, True, html_report=report or True))
@@ -144,7 +148,7 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
     if as_json:
         if report_path is not None:
             payload["report"] = str(report_path)
-        typer.echo(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
+        _dump(payload)
     else:
         _print_prose(result, plan, sensitivity)
         if record is not None:
@@ -181,10 +185,21 @@ def exits_on_error() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERNAL)
 
 
-def _open_registry(db: Optional[str]) -> Any:
-    from wager.workflow.registry import Registry, as_url
+def check_output_file(path: Optional[Path], option: str) -> None:
+    """Refuse, before any work is done or recorded, an output file that could not be
+    written (a folder, or a path through a file): bad input naming ``option``."""
+    from wager.workflow.registry_store import why_not_creatable
 
-    return Registry(as_url(db) if db else None)
+    problem = why_not_creatable(path) if path is not None else None
+    if problem is not None:
+        raise SpecError(option, problem)
+
+
+def _open_registry(db: Optional[str]) -> Any:
+    """The registry ``--db`` names (``None``: the default one); an empty ``--db`` is bad input."""
+    from wager.workflow.registry import Registry
+
+    return Registry(db)
 
 
 def _registry_label(registry: Any) -> str:
@@ -245,22 +260,12 @@ def _print_prose(result: Any, plan: Any = None, sensitivity: Any = None) -> None
 
 
 def _dump(value: Any) -> None:
-    """One JSON object on stdout (NaN refused: JSON has none)."""
-    typer.echo(json.dumps(value, indent=2, default=_json_default, allow_nan=False))
+    """One JSON object on stdout: every command's ``--json`` goes through here. JSON has
+    no NaN or infinity, so a non-finite number (R-hat of one chain) is written as null,
+    the way the recorded report does (``jsonable``)."""
+    from wager.workflow.record import jsonable
 
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    typer.echo(json.dumps(jsonable(value), indent=2, allow_nan=False))
 
 
 class _progress:
@@ -297,21 +302,69 @@ class _progress:
 
 
 def main() -> None:
-    """Entry point: typer app with an outer guard so nothing escapes as a traceback."""
+    """Entry point: the typer app with an outer guard, so that a usage error is one
+    line like any other bad input and nothing escapes as a traceback.
+
+    Outside standalone mode Click raises its errors instead of printing its boxed
+    usage block, and returns the code of ``typer.Exit`` / ``ctx.exit`` (``None``
+    when a command just returns) instead of exiting.
+    """
+    click = click_exceptions()
     try:
-        app(standalone_mode=True)
-    except SystemExit:
-        raise
+        code = app(prog_name="wager", standalone_mode=False)
+    except getattr(click, "NoArgsIsHelpError", ()) as asked_for_help:  # `wager`, `wager runs` (Click >= 8.2): the help, exit 2
+        asked_for_help.show()
+        code = asked_for_help.exit_code
+    except click.UsageError as error:
+        print(f"error: {usage_error_line(error)}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except click.ClickException as error:
+        print(f"error: {error.format_message()}", file=sys.stderr)
+        code = error.exit_code
+    except typer.Abort:  # end of input at a prompt
+        print("Aborted.", file=sys.stderr)
+        code = EXIT_INTERNAL
     except Exception as exc:  # an internal error: one line, exit 1
         if os.environ.get("WAGER_DEBUG"):
             raise
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_INTERNAL)
+        code = EXIT_INTERNAL
     finally:
         # The process is about to end: spare the interpreter's last garbage
         # collections over every object SciPy, SQLAlchemy and h5py created
         # (~0.25 s of a 1 s run). atexit handlers still run.
         gc.freeze()
+    sys.exit(code if isinstance(code, int) else EXIT_DECIDED)
+
+
+def click_exceptions() -> Any:
+    """The module of Click's exception classes that the installed typer raises:
+    Click's own, or the copy of Click that typer 0.2x vendors as ``typer._click``."""
+    return sys.modules[typer.BadParameter.__module__]
+
+
+def usage_error_line(error: Any) -> str:
+    """A Click usage error as ``FIELD: RULE``: the option (its long name) or argument
+    (its metavar) it is about, else the command, and Click's reason without its
+    closing full stop."""
+    click = click_exceptions()
+    rule = error.message.strip().rstrip(".")
+    if isinstance(error, click.NoSuchOption):
+        near = f" (did you mean {' or '.join(error.possibilities)}?)" if error.possibilities else ""
+        return f"{error.option_name}: no such option{near}"
+    if isinstance(error, click.BadOptionUsage):
+        return f"{error.option_name}: {rule}"
+    if isinstance(error, click.BadParameter) and error.param is not None:
+        return f"{_parameter_name(error.param)}: {rule or 'is required'}"
+    where = error.ctx.command_path if error.ctx is not None else "wager"
+    return f"{where}: {rule}"
+
+
+def _parameter_name(param: Any) -> str:
+    """``--limit`` for an option (its first long name), ``RUN`` for an argument (its metavar)."""
+    if param.param_type_name == "option":
+        return next((name for name in param.opts if name.startswith("--")), param.opts[0])
+    return param.metavar or param.name.upper()
 
 
 from wager import cli_forecast, cli_fusion, cli_registry, cli_risk, cli_science, cli_validate  # noqa: E402  (register their commands)

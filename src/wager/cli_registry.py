@@ -21,8 +21,10 @@ from wager.cli import (
     _open_registry,
     _progress,
     app,
+    check_output_file,
     exits_on_error,
 )
+from wager.errors import SpecError
 
 runs_app = typer.Typer(no_args_is_help=True, help="Recorded runs: list, show, diff.")
 app.add_typer(runs_app, name="runs")
@@ -43,7 +45,14 @@ def runs_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """The most recent runs."""
-    rows = _guard(lambda: _open_registry(db).list(limit=limit, domain=domain, status=status))
+    from wager.workflow.registry import RUN_STATUSES
+
+    def go() -> Any:
+        if status is not None and status not in RUN_STATUSES:
+            raise SpecError("--status", f"must be {' or '.join(RUN_STATUSES)}, got {status!r}")
+        return _open_registry(db).list(limit=limit, domain=domain, status=status)
+
+    rows = _guard(go)
     if as_json:
         _dump([row.__dict__ for row in rows])
         return
@@ -185,6 +194,8 @@ def report_command(
     if fmt not in ("html", "text", "json"):
         typer.echo(f"error: --format: must be html, text or json; got {fmt!r}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
+    if fmt == "html":
+        _guard(lambda: check_output_file(out, "--out"))
     registry = _guard(lambda: _open_registry(db))
     record = _guard(lambda: registry.load(run))
     from wager.workflow import report

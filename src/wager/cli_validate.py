@@ -7,16 +7,20 @@ machines and ``--junit FILE`` writes JUnit XML for CI systems.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from wager.cli import EXIT_CHECK_FAILED, DbOpt, JsonOpt, QuietOpt, _dump, _open_registry, _progress, app, exits_on_error
+from wager.cli import EXIT_CHECK_FAILED, DbOpt, JsonOpt, QuietOpt, _dump, _open_registry, _progress, app, check_output_file, exits_on_error
 
 
 def _looks_like_spec(target: str) -> bool:
-    return target.endswith((".yaml", ".yml", ".json")) or Path(target).is_file()
+    """A path, not a run reference: a file that exists, or text with a folder or a file
+    extension in it (run ids have neither), so a mistyped path is "no such file"."""
+    path = Path(target)
+    return path.is_file() or "/" in target or os.sep in target or bool(path.suffix)
 
 
 @app.command("validate")
@@ -38,6 +42,7 @@ def validate_command(
     from wager.workflow.validate import validate
 
     def go() -> Any:
+        check_output_file(junit, "--junit")
         pool = make_executor(executor, workers=workers, address=address)
         with _progress(enabled=not (quiet or as_json)) as progress:
             if _looks_like_spec(target):

@@ -11,13 +11,15 @@ realized against the loss windows from the fitted process would realize.
 
 Where the new data go: a YAML or JSON file of keys (``arms: [...]`` for an A/B
 test, ``data: {...}`` for a model) replaces the spec's own data keys; a table
-(CSV, parquet) replaces the path the spec's data were read from.
+(CSV, parquet) replaces the path the spec's data were read from. An A/B window
+must hold the recorded run's arms, matched by name: the recorded draws are
+per arm, in the recorded order.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -29,10 +31,9 @@ DATA_KEYS = ("arms", "data")
 TABLES = (".csv", ".parquet", ".pq")
 
 
-def spec_with_new_data(payload: dict[str, Any], new: Path) -> dict[str, Any]:
-    """The recorded spec payload with its data replaced by the file ``new``."""
-    from wager.workflow.specs import read_spec_file
-
+def spec_with_new_data(payload: dict[str, Any], new: Path, arms: Sequence[str] = ()) -> dict[str, Any]:
+    """The recorded spec payload with its data replaced by the file ``new``; an
+    ``arms:`` list is put in the order of the recorded ``arms`` (names)."""
     payload = dict(payload)
     if new.suffix.lower() in TABLES:
         if not new.is_file():
@@ -45,13 +46,45 @@ def spec_with_new_data(payload: dict[str, Any], new: Path) -> dict[str, Any]:
         if "arms" in payload:
             payload["arms"] = None
         return payload
-    replacement = read_spec_file(new)
+    replacement = _read_window(new)
     if not isinstance(replacement, dict) or not any(k in replacement for k in DATA_KEYS):
         raise SpecError("--data", f"{new.name} must be a table (CSV/parquet) or a YAML/JSON mapping with one of: {', '.join(DATA_KEYS)}")
+    if arms and isinstance(replacement.get("arms"), list):
+        replacement = {**replacement, "arms": in_recorded_order(replacement["arms"], arms)}
     for key in DATA_KEYS:
         if key in payload:
             payload[key] = replacement.get(key)
     return payload
+
+
+def _read_window(new: Path) -> Any:
+    """The YAML/JSON mapping in ``new``; a missing, empty or malformed file is named ``--data``."""
+    from wager.workflow.specs import read_spec_file
+
+    try:
+        return read_spec_file(new)
+    except SpecError as error:
+        raise SpecError("--data", error.rule) from None
+
+
+def in_recorded_order(window: list[Any], recorded: Sequence[str]) -> list[Any]:
+    """The window's arms in the recorded order; their names must be the recorded ones."""
+    names = [str(arm.get("name")) if isinstance(arm, Mapping) else "?" for arm in window]
+    if sorted(names) != sorted(recorded):
+        raise other_arms(names, recorded, "in any order")
+    return sorted(window, key=lambda arm: list(recorded).index(arm["name"]))
+
+
+def recorded_arms(result: Mapping[str, Any]) -> list[str]:
+    """The arms of a recorded A/B run, in its order (empty for other domains)."""
+    arms = result.get("arms")
+    return [str(name) for name in arms] if isinstance(arms, Mapping) else []
+
+
+def other_arms(names: Sequence[str], recorded: Sequence[str], order: str) -> SpecError:
+    """The window's arms are not the recorded ones: comparing them by position would
+    judge arm X by arm A's draws."""
+    return SpecError("--data", f"arms: must be the recorded run's arms {', '.join(recorded)} ({order}); got {', '.join(names) or 'none'}")
 
 
 def pooled_draws(netcdf: bytes, limit: int = MAX_DRAWS) -> dict[str, np.ndarray]:
@@ -70,8 +103,12 @@ def monitor(record: Any, new_data: Path, seed: int = 0, alpha: float = 0.01) -> 
 
     manifest = record.manifest
     base_dir = manifest["source"].get("base_dir")
-    spec = parse_spec(spec_with_new_data(manifest["spec"], Path(new_data)))
+    arms = recorded_arms(record.result)
+    spec = parse_spec(spec_with_new_data(manifest["spec"], Path(new_data), arms))
     problem = domain_prepare(spec)(spec, base_dir=Path(base_dir) if base_dir else None)
+    window_arms = [arm.name for arm in getattr(problem.spec, "arms", None) or []] if arms else []
+    if window_arms != arms:  # a table's arms come in the table's order
+        raise other_arms(window_arms, arms, "in this order")
     if problem.model.numpyro_model is None:
         raise SpecError("run", f"model {problem.model.name!r} has no NumPyro model to predict new data with")
     action = record.result.get("action")

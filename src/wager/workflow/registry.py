@@ -12,9 +12,10 @@ than as a file beside the database because:
   ``runs.posterior_digest`` to ``posteriors`` is enforced);
 - a team on PostgreSQL needs no shared filesystem: the URL is the registry.
 
-SQLite is the default (one file under ``$XDG_DATA_HOME/wager``); any
-SQLAlchemy URL works, PostgreSQL for a team. ``WAGER_DB`` picks another one.
-How the database is opened, locked and migrated lives in
+SQLite is the default (one file under ``$XDG_DATA_HOME/wager``, created by
+the first run recorded, never by a command that only reads); any SQLAlchemy
+URL works, PostgreSQL for a team. ``WAGER_DB`` picks another one. How the
+database is opened, locked, created and migrated lives in
 ``wager.workflow.registry_store``.
 """
 
@@ -36,14 +37,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from wager.workflow.registry_store import (
     RegistryError,
+    RegistryInputError,
+    check_creatable,
     database_errors,
+    empty_database,
     ensure_schema,
     make_folder,
     mask,
     open_engine,
+    parse_url,
     plans,
     posteriors,
     runs,
+    sqlite_file,
     validations,
     writer,
 )
@@ -52,6 +58,7 @@ __all__ = [
     "PlanRecord",
     "Registry",
     "RegistryError",
+    "RegistryInputError",
     "RunRecord",
     "RunSummary",
     "as_url",
@@ -59,6 +66,8 @@ __all__ = [
 ]
 
 LATEST = "latest"
+RUN_STATUSES = ("decided", "blocked")
+"""What a recorded run's ``status`` is: a decision was made, or a gate blocked it."""
 
 
 @dataclass(frozen=True)
@@ -109,24 +118,24 @@ def default_url() -> str:
 
     ``WAGER_DB`` (an SQLAlchemy URL or a file path) if set, else SQLite at
     ``$XDG_DATA_HOME/wager/registry.sqlite`` (``~/.local/share`` when unset).
-    The folder is created.
+    Nothing is created here: the folder comes with the first recorded run.
     """
     configured = os.environ.get("WAGER_DB", "").strip()
     if configured:
-        return as_url(configured)
+        return as_url(configured, "WAGER_DB")
     base = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
-    url = as_url(str(Path(base).expanduser() / "wager" / "registry.sqlite"))
-    make_folder(Path(base).expanduser() / "wager", url)
-    return url
+    return as_url(str(Path(base).expanduser() / "wager" / "registry.sqlite"))
 
 
-def as_url(db: str) -> str:
-    """A ``--db`` value as an SQLAlchemy URL: URLs pass through, a file path
-    becomes an SQLite URL to its absolute path."""
+def as_url(db: str, field: str = "--db") -> str:
+    """A ``--db`` value as an SQLAlchemy URL: URLs pass through once they parse, a
+    file path becomes an SQLite URL to its absolute path. An empty value or a
+    malformed URL is bad input named by ``field``."""
     db = db.strip()
     if not db:
-        raise RegistryError("--db: must be a database URL or a file path, got an empty string")
+        raise RegistryInputError(field, "must be a database URL or a file path, got an empty string")
     if "://" in db:
+        parse_url(db, field)
         return db
     if db == ":memory:":
         return "sqlite://"
@@ -136,20 +145,52 @@ def as_url(db: str) -> str:
 class Registry:
     """The runs and plans recorded in one database.
 
-    Opening connects and, on first use of a database, migrates its schema to
-    the newest revision; an unreachable or malformed database raises
-    ``RegistryError`` here rather than after inference has run.
+    Opening a database that exists connects and, on its first use by this
+    wager, migrates its schema to the newest revision; an unreachable or
+    malformed database raises ``RegistryError`` here rather than after
+    inference has run. An SQLite file that does not exist yet is only checked
+    to be creatable: ``create`` makes it, at the first write, and until then
+    the registry reads as empty.
     """
 
     def __init__(self, url: str | None = None) -> None:
         self._url = as_url(url) if url is not None else default_url()
         self._engine = open_engine(self._url)
+        self._writer = writer(self._engine)
+        self._file = sqlite_file(self._url)
+        self._created = False
+        if self._file is not None and not self._file.exists():
+            check_creatable(self._file, self._url)
+            return
         try:
-            ensure_schema(self._engine, self._url)
+            self.create()
         except BaseException:
             self._engine.dispose()
             raise
-        self._writer = writer(self._engine)
+
+    def create(self) -> None:
+        """Create the database if it does not exist (an SQLite file and its
+        folders) and bring its schema to the newest revision; once per registry.
+        Every write calls it first."""
+        if self._created:
+            return
+        if self._file is not None:
+            make_folder(self._file.parent, self._url)
+        ensure_schema(self._engine, self._url)
+        self._created = True
+
+    def _reader(self) -> sa.Engine:
+        """Where reads go: the database, or, while its SQLite file does not exist,
+        an empty database of the same tables (reading creates nothing)."""
+        if not self._created and self._file is not None and not self._file.exists():
+            return empty_database()
+        self.create()  # another process created the file since this registry was opened
+        return self._engine
+
+    def _begin_write(self) -> Any:
+        """A write transaction holding the write lock, on a database created if need be."""
+        self.create()
+        return self._writer.begin()
 
     @property
     def url(self) -> str:
@@ -175,7 +216,7 @@ class Registry:
         if run_id is not None:
             _check_id(run_id, "run_id")
         created_at = _now()
-        with database_errors(self._url, "recording a run"), self._writer.begin() as conn:
+        with database_errors(self._url, "recording a run"), self._begin_write() as conn:
             if run_id is None:
                 run_id = _fresh_id(conn, runs.c.run_id)
             elif conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
@@ -204,13 +245,13 @@ class Registry:
 
     def resolve(self, ref: str) -> str:
         """The full run id for ``ref``: a full id, a unique prefix or ``latest``."""
-        with database_errors(self._url, "finding a run"), self._engine.connect() as conn:
+        with database_errors(self._url, "finding a run"), self._reader().connect() as conn:
             return _resolve(conn, runs.c.run_id, runs.c.created_at, ref, "run")
 
     def load(self, ref: str) -> RunRecord:
         """The run ``ref`` names (see ``resolve``), with its posterior bytes,
         checked against their content address."""
-        with database_errors(self._url, "loading a run"), self._engine.connect() as conn:
+        with database_errors(self._url, "loading a run"), self._reader().connect() as conn:
             run_id = _resolve(conn, runs.c.run_id, runs.c.created_at, ref, "run")
             row = conn.execute(
                 sa.select(runs.c.run_id, runs.c.created_at, runs.c.manifest, runs.c.result, runs.c.posterior_digest, posteriors.c.netcdf)
@@ -249,12 +290,12 @@ class Registry:
             if limit < 1:
                 raise RegistryError(f"limit: must be at least 1 (or None for all), got {limit}")
             query = query.limit(limit)
-        with database_errors(self._url, "listing runs"), self._engine.connect() as conn:
+        with database_errors(self._url, "listing runs"), self._reader().connect() as conn:
             return [RunSummary(**row._mapping) for row in conn.execute(query)]
 
     def count(self) -> int:
         """How many runs are recorded."""
-        with database_errors(self._url, "counting runs"), self._engine.connect() as conn:
+        with database_errors(self._url, "counting runs"), self._reader().connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one())
 
     # -- plans -------------------------------------------------------------
@@ -265,7 +306,7 @@ class Registry:
             raise RegistryError("domain: a plan needs the domain it applies to")
         policy_text = _canonical_json(policy, "policy")
         created_at = _now()
-        with database_errors(self._url, "recording a plan"), self._writer.begin() as conn:
+        with database_errors(self._url, "recording a plan"), self._begin_write() as conn:
             plan_id = _fresh_id(conn, plans.c.plan_id)
             conn.execute(
                 plans.insert().values(
@@ -283,13 +324,13 @@ class Registry:
             .order_by(plans.c.created_at.desc(), plans.c.plan_id.desc())
             .limit(1)
         )
-        with database_errors(self._url, "finding a plan"), self._engine.connect() as conn:
+        with database_errors(self._url, "finding a plan"), self._reader().connect() as conn:
             row = conn.execute(query).first()
         return _plan(row) if row is not None else None
 
     def load_plan(self, ref: str) -> PlanRecord:
         """The plan ``ref`` names: a full id, a unique prefix or ``latest``."""
-        with database_errors(self._url, "loading a plan"), self._engine.connect() as conn:
+        with database_errors(self._url, "loading a plan"), self._reader().connect() as conn:
             plan_id = _resolve(conn, plans.c.plan_id, plans.c.created_at, ref, "plan")
             row = conn.execute(sa.select(plans).where(plans.c.plan_id == plan_id)).one()
         return _plan(row)
@@ -299,7 +340,7 @@ class Registry:
     def record_validation(self, run_id: str, passed: bool, document: dict) -> str:
         """Keep the verdict of ``wager validate`` on run ``run_id``; returns its id."""
         text = _canonical_json(document, "validation")
-        with database_errors(self._url, "recording a validation"), self._writer.begin() as conn:
+        with database_errors(self._url, "recording a validation"), self._begin_write() as conn:
             run = _resolve(conn, runs.c.run_id, runs.c.created_at, run_id, "run")
             validation_id = _fresh_id(conn, validations.c.validation_id)
             conn.execute(
@@ -314,7 +355,7 @@ class Registry:
             .where(validations.c.run_id == run_id)
             .order_by(validations.c.created_at.desc(), validations.c.validation_id.desc())
         )
-        with database_errors(self._url, "loading validations"), self._engine.connect() as conn:
+        with database_errors(self._url, "loading validations"), self._reader().connect() as conn:
             rows = conn.execute(query).all()
         return [
             {"validation_id": r.validation_id, "created_at": r.created_at, "passed": bool(r.passed), "document": json.loads(r.document)}
@@ -363,7 +404,7 @@ def _summary_columns(manifest: dict, result: dict) -> dict[str, Any]:
         raise RegistryError("manifest.identity.domain: is required")
     status = result.get("status")
     if not isinstance(status, str) or not status:
-        raise RegistryError("result.status: is required ('decided' or 'blocked')")
+        raise RegistryError(f"result.status: is required (one of {', '.join(RUN_STATUSES)})")
     inference = result.get("inference") or manifest.get("inference") or {}
     engine = inference.get("engine") if isinstance(inference, dict) else None
     return {
@@ -408,22 +449,26 @@ def _insert_if_absent(conn: sa.Connection, table: sa.Table, values: dict[str, An
 
 
 def _resolve(conn: sa.Connection, id_column: sa.Column, time_column: sa.Column, ref: str, what: str) -> str:
+    """The one id ``ref`` names: itself, the only id it is a prefix of, or the newest
+    (``latest``). A reference that names none or several is bad input, named by the
+    argument that took it (``RUN``, ``PLAN``)."""
+    field = what.upper()
     ref = (ref or "").strip()
     if not ref:
-        raise RegistryError(f"{what} id: must be a full id, a unique prefix or 'latest', got an empty string")
+        raise RegistryInputError(field, "must be a full id, a unique prefix or 'latest', got an empty string")
     if ref == LATEST:
         found = conn.execute(sa.select(id_column).order_by(time_column.desc(), id_column.desc()).limit(1)).scalar()
         if found is None:
-            raise RegistryError(f"{what} 'latest': the registry has no {what}s yet")
+            raise RegistryInputError(field, f"'latest' names no {what}: the registry has no {what}s yet")
         return found
     if conn.execute(sa.select(id_column).where(id_column == ref)).first() is not None:
         return ref
     matches = list(conn.execute(sa.select(id_column).where(id_column.startswith(ref, autoescape=True)).order_by(id_column).limit(3)).scalars())
     if not matches:
-        raise RegistryError(f"{what} {ref!r}: no {what} has this id or id prefix")
+        raise RegistryInputError(field, f"no {what} has the id or id prefix {ref!r}")
     if len(matches) > 1:
         shown = ", ".join(matches[:2]) + (", ..." if len(matches) > 2 else "")
-        raise RegistryError(f"{what} {ref!r}: prefix matches several {what}s ({shown}); give more characters")
+        raise RegistryInputError(field, f"{ref!r} is a prefix of several {what}s ({shown}); give more characters")
     return matches[0]
 
 

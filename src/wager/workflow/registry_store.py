@@ -16,6 +16,13 @@ database behaves* so that what is stored stays whole:
 - **PostgreSQL** (a team): transactional DDL; migrations hold a
   transaction-scoped advisory lock, one per schema.
 
+An SQLite registry that does not exist yet is created (folders, file,
+schema) by its first write, never by opening or reading it: opening only
+checks that the file could be created (``check_creatable``), and until then
+reads go to an empty in-memory database of the same schema
+(``empty_database``), so ``wager runs list`` on a fresh machine says "no runs"
+and leaves nothing behind.
+
 Schema changes are Alembic revisions in ``migrations/``, run in code (no
 ``alembic.ini``). Opening an already-migrated database reads one version row
 and never imports Alembic: the CLI opens the registry on every run. When the
@@ -27,6 +34,8 @@ migrate it exactly once.
 
 from __future__ import annotations
 
+import functools
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,8 +43,9 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
 
-from wager.errors import RegistryError
+from wager.errors import RegistryError, SpecError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "wager_alembic_version"
@@ -44,6 +54,12 @@ VERSION_TABLE = "wager_alembic_version"
 # against Alembic's own view of the scripts.
 HEAD_REVISION = "0002"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class RegistryInputError(RegistryError, SpecError):
+    """Bad input to the registry: a run reference that names no run (or several),
+    a database URL that is not one. A ``RegistryError`` to the registry's callers,
+    and bad input (exit 2, one line naming ``field``) at the command line."""
 
 
 # The tables as of HEAD_REVISION, for queries. The migrations create them;
@@ -121,22 +137,29 @@ def database_errors(url: str, doing: str) -> Iterator[None]:
         raise RegistryError(f"registry {mask(url)}: {doing} failed: {reason(error)}") from None
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for ``url``, configured for safe concurrent recording.
+def parse_url(url: str, field: str) -> sa.URL:
+    """``url`` parsed; a malformed one is bad input named by ``field`` (``--db``, ``WAGER_DB``).
 
-    Raises ``RegistryError`` for a malformed URL, an unknown database kind or
-    a missing driver (nothing is contacted yet).
+    The URL itself is not echoed, only the parser's reason: one that does not parse cannot be masked.
     """
     try:
-        parsed = make_url(url)
-    except exc.ArgumentError:
-        raise RegistryError(f"registry {mask(url)}: not a database URL (e.g. sqlite:///path.sqlite or postgresql+psycopg://user@host/db) or a file path") from None
+        return make_url(url)
+    except (exc.ArgumentError, ValueError) as error:
+        raise RegistryInputError(
+            field, f"not a database URL (e.g. sqlite:///path.sqlite or postgresql+psycopg://user@host/db) or a file path: {reason(error)}"
+        ) from None
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` (parsed by ``parse_url``), configured for safe concurrent recording.
+
+    Raises ``RegistryError`` for an unknown database kind or a missing driver
+    (nothing is contacted, and no SQLite file is created, yet).
+    """
+    parsed = make_url(url)
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            make_folder(Path(database).expanduser().parent, url)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True  # a long-lived service outlives server restarts
@@ -156,12 +179,54 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names; ``None`` for other databases, in-memory ones and ``file:`` URIs."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def check_creatable(path: Path, url: str) -> None:
+    """Refuse now, before any work, an SQLite file that its first write could not create."""
+    problem = why_not_creatable(path)
+    if problem is not None:
+        raise RegistryError(f"registry {mask(url)}: {problem}")
+
+
+def why_not_creatable(path: Path) -> str | None:
+    """Why a file could not be created at ``path``, folders included (``None``: it
+    could): it is a folder, or the nearest folder that exists on its path is not a
+    folder or not writable. Also used for the files the CLI writes (``--out``, ``--junit``)."""
+    if path.is_dir():
+        return f"is a directory: {path}"
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create the folder {path.parent}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {path}: the folder {existing} is not writable"
+    return None
+
+
 def make_folder(folder: Path, url: str) -> None:
     """Create the folder an SQLite file lives in (SQLite will not)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RegistryError(f"registry {mask(url)}: cannot create the folder {folder}: {error.strerror or error}") from None
+
+
+@functools.cache
+def empty_database() -> Engine:
+    """An in-memory database holding the registry's tables and no rows: what a
+    registry that does not exist yet reads as. One connection, shared by threads
+    (it is only read)."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
+    return engine
 
 
 def writer(engine: Engine) -> Engine:

@@ -476,11 +476,16 @@ def html_report(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> s
 
 
 def write_html_report(record: Any, path: str | Path, validations: Sequence[Mapping[str, Any]] = ()) -> Path:
-    """Write ``html_report(record)`` to ``path`` (folders made as needed), atomically."""
+    """Write ``html_report(record)`` to ``path`` (folders made as needed), atomically:
+    written beside it first, then renamed; a failed write leaves no partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = html_report(record, validations)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
