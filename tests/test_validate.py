@@ -189,11 +189,17 @@ def test_a_junit_path_that_cannot_be_written_is_refused_before_anything_is_recor
     assert Registry().validations(founding_run) == []
 
 
-@pytest.mark.parametrize("target", ["/tmp/no-such-folder/spec.txt", "spec.txt", "sub/spec"])
+@pytest.mark.parametrize("target", ["/tmp/no-such-folder/spec.txt", "spec.yml", "sub/spec"])
 def test_a_validate_target_that_looks_like_a_path_is_a_missing_file_not_a_run(target):
     result = runner.invoke(app, ["validate", target])
     assert result.exit_code == 2
     assert result.stderr == f"error: spec: no such file: {target}\n"
+
+
+def test_a_validate_target_with_a_dot_but_no_folder_or_spec_extension_is_a_run_reference():
+    result = runner.invoke(app, ["validate", "v1.2"])  # a run id may hold dots
+    assert result.exit_code == 2
+    assert result.stderr == "error: RUN: no run has the id or id prefix 'v1.2'\n"
 
 
 def test_monitor_matches_the_window_arms_by_name_in_any_order(founding_run, tmp_path):

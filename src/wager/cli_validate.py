@@ -17,10 +17,10 @@ from wager.cli import EXIT_CHECK_FAILED, DbOpt, JsonOpt, QuietOpt, _dump, _open_
 
 
 def _looks_like_spec(target: str) -> bool:
-    """A path, not a run reference: a file that exists, or text with a folder or a file
-    extension in it (run ids have neither), so a mistyped path is "no such file"."""
-    path = Path(target)
-    return path.is_file() or "/" in target or os.sep in target or bool(path.suffix)
+    """A path, not a run reference: a file that exists, or text with a folder in it or a
+    spec's extension (run ids have no folder, and may hold dots: ``v1.2``), so a
+    mistyped path is "no such file"."""
+    return Path(target).is_file() or "/" in target or os.sep in target or target.endswith((".yaml", ".yml", ".json"))
 
 
 @app.command("validate")
