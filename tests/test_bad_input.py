@@ -72,6 +72,7 @@ arms:
         (ARMS + "decision: {min_lift: .nan}\n", ["decision.min_lift", "finite"]),
         (ARMS + "inference: {seed: -1}\n", ["inference.seed", "greater than or equal to 0"]),
         (ARMS + "inference: {seed: 1.5}\n", ["inference.seed", "integer"]),
+        (ARMS + "inference: {engine: nuts, chains: 1}\n", ["inference.chains", "NUTS needs at least 2 chains", "so 1 could never pass"]),
         ("arms: [ {name: A, visitors: 10\n", ["spec", "malformed YAML at line"]),
         ("arms:\n  - {name: A, visitors: 100, conversions: 5}\n  - {name: B, visitors: .inf, conversions: 5}\n", ["arms.1.visitors", "finite"]),
         ("domain: astrology\n", ["domain", "unknown domain 'astrology'"]),

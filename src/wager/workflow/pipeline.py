@@ -83,15 +83,25 @@ class RunResult:
         return self.status == "decided"
 
 
+MIN_NUTS_CHAINS = 2
+"""The fewest NUTS chains a run may ask for: R-hat (ArviZ's rank-normalised split
+R-hat) needs two to compare, and without it the gates would block every run."""
+
+
 def prepare(spec: BaseModel, base_dir: str | Path | None = None, **prepare_kwargs: Any) -> Problem:
     """``spec``'s problem, its data read and checked, its model built and its engine
     chosen: all bad input is raised here, as ``SpecError``, before a caller opens or
     writes anything (the CLI opens the registry after it)."""
     problem = domain_prepare(spec)(spec, base_dir=Path(base_dir) if base_dir else None, **prepare_kwargs)
     try:
-        choose_engine(problem.model, spec.inference.engine)  # type: ignore[attr-defined]
+        engine, _ = choose_engine(problem.model, spec.inference.engine)  # type: ignore[attr-defined]
     except EngineError as exc:
         raise SpecError("inference.engine", str(exc)) from None
+    chains = spec.inference.chains  # type: ignore[attr-defined]
+    if engine == "nuts" and chains < MIN_NUTS_CHAINS:
+        raise SpecError(
+            "inference.chains", f"NUTS needs at least {MIN_NUTS_CHAINS} chains: the R-hat gate compares chains, so {chains} could never pass it"
+        )
     return problem
 
 
