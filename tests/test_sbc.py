@@ -229,12 +229,14 @@ def test_a_tiny_nuts_sbc_of_a_custom_model_runs_end_to_end(tmp_path):
 
 
 def test_revenue_model_passes_a_small_nuts_sbc():
+    spends = np.array([1.0, 2.0])  # each arm's two purchases; SBC simulates its own, at these sizes
+    sums = {
+        "purchasers": 2, "revenue": spends.sum(), "revenue_sq": np.sum(spends**2),
+        "log_revenue": np.log(spends).sum(), "log_revenue_sq": np.sum(np.log(spends) ** 2),
+    }
     spec = ABSpec(
         metric="revenue",
-        arms=[
-            {"name": "A", "visitors": 40, "purchasers": 2, "revenue": 3.0, "revenue_sq": 5.0, "log_revenue": 1.0, "log_revenue_sq": 1.0},
-            {"name": "B", "visitors": 40, "purchasers": 2, "revenue": 3.0, "revenue_sq": 5.0, "log_revenue": 1.0, "log_revenue_sq": 1.0},
-        ],
+        arms=[{"name": "A", "visitors": 40, **sums}, {"name": "B", "visitors": 40, **sums}],
         priors={
             "log_spend_mean": {"family": "normal", "params": {"loc": 3, "scale": 1}, **WHY},
             "log_spend_sd": {"family": "half_normal", "params": {"scale": 1}, **WHY},
