@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from common import machine, now, rewrite_section, versions
@@ -47,7 +48,11 @@ def specs() -> dict[str, ABSpec]:
 
 
 def revenue_spec() -> ABSpec:
-    arm = {"visitors": 400, "purchasers": 2, "revenue": 3.0, "revenue_sq": 5.0, "log_revenue": 1.0, "log_revenue_sq": 1.0}
+    spends = np.array([1.0, 2.0])  # two purchases; SBC simulates its own, at these sizes
+    arm = {
+        "visitors": 400, "purchasers": 2, "revenue": spends.sum(), "revenue_sq": np.sum(spends**2),
+        "log_revenue": np.log(spends).sum(), "log_revenue_sq": np.sum(np.log(spends) ** 2),
+    }
     return ABSpec(
         metric="revenue",
         arms=[{"name": "A", **arm}, {"name": "B", **arm}],
