@@ -174,6 +174,27 @@ def test_bad_tables_raise_a_spec_error_naming_the_field(change, field):
     assert error.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"classes": ["motor", np.nan, "home"]}, "classes", "must name each row's class: row 2 is empty"),
+        ({"claim_classes": ["motor", "home", None]}, "claims.class", "must name each row's class: row 3 is empty"),
+        ({"classes": ["motor", " ", "home"]}, "classes", "must name each row's class: row 2 is empty"),
+        ({"exposure": [120.0, "ten", 80.0]}, "exposure", "must be numbers: row 2 has 'ten'"),
+    ],
+)
+def test_an_empty_class_or_a_text_number_is_refused_naming_its_row(change, field, rule):
+    with pytest.raises(SpecError) as error:
+        check_portfolio(**{**GOOD, **change})
+    assert (error.value.field, error.value.rule) == (field, rule)
+
+
+def test_whole_number_classes_read_as_floats_are_the_integers_the_table_shows():
+    data = check_portfolio(**{**GOOD, "classes": [1.0, 1.0, 2.0], "claim_classes": [1, 2, 1]})
+    assert [str(c) for c in data.classes] == ["1", "2"]  # not 1.0 and 2.0
+    np.testing.assert_array_equal(data.claim_class, [0, 1, 0])
+
+
 def test_bad_next_period_exposure_and_level_raise_spec_errors():
     data = check_portfolio(**GOOD)
     point = ClaimParameters(np.array([[0.08, 0.04]]), np.array([10.0]), np.log([[1000.0, 4000.0]]), np.array([1.0]))

@@ -137,6 +137,8 @@ def _bad_tables(folder: Path) -> None:
     frequency.assign(exposure=np.where(np.arange(len(frequency)) == 3, 0.0, frequency["exposure"])).to_csv(folder / "zero_exposure.csv", index=False)
     amounts.assign(amount=np.where(np.arange(len(amounts)) == 2, -5.0, amounts["amount"])).to_csv(folder / "negative_claims.csv", index=False)
     frequency.to_csv(folder / "frequency.csv", index=False)
+    frequency.assign(**{"class": frequency["class"].where(np.arange(len(frequency)) != 6)}).to_csv(folder / "unclassed_frequency.csv", index=False)
+    amounts.assign(**{"class": amounts["class"].where(np.arange(len(amounts)) != 0)}).to_csv(folder / "unclassed_amounts.csv", index=False)
     amounts.to_csv(folder / "amounts.csv", index=False)
     triangle = pd.DataFrame(
         [[100, 150, 170, 175], [110, None, 185, None], [120, 175, None, None], [130, None, None, None]],
@@ -144,6 +146,7 @@ def _bad_tables(folder: Path) -> None:
     )
     triangle.to_csv(folder / "holed_triangle.csv")
     prices = pd.DataFrame({"close": 100 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, 300)))})
+    prices.to_csv(folder / "300_prices.csv", index=False)
     prices.loc[123, "close"] = np.nan
     prices.to_csv(folder / "prices.csv", index=False)
 
@@ -151,6 +154,8 @@ def _bad_tables(folder: Path) -> None:
 BAD = [
     (["claims", "--frequency", "frequency.csv", "--claims", "negative_claims.csv"], ["data.claims", "'amount'", "must be > 0", "row 3 has -5"]),
     (["claims", "--frequency", "zero_exposure.csv", "--claims", "amounts.csv"], ["data.frequency", "'exposure'", "must be > 0", "row 4 has 0"]),
+    (["claims", "--frequency", "unclassed_frequency.csv", "--claims", "amounts.csv"], ["data.frequency: column 'class' must name each row's class: row 7 is empty"]),
+    (["claims", "--frequency", "frequency.csv", "--claims", "unclassed_amounts.csv"], ["data.claims: column 'class' must name each row's class: row 1 is empty"]),
     (["reserve", "--data", "holed_triangle.csv"], ["data.path", "hole at origin 2002, development 24"]),
     (["var", "--data", "prices.csv", "--price", "close"], ["data.price", "'close'", "finite", "the first at row 124"]),
     (["threshold", "--sample", "islr_default", "--c-fp", "0", "--c-fn", "10"], ["decision.c_fp", "greater than 0"]),
@@ -158,11 +163,15 @@ BAD = [
     (["reserve", "--sample", "raa", "--level", "1.5"], ["decision.level", "less than 1"]),
     (["reserve", "--sample", "nosuch"], ["data.sample", "must name a chainladder sample"]),
     (["var", "--sample", "sp500", "--backtest", "--window", "5000", "--days", "250"], ["backtest.days", "must not exceed"]),
+    (["var", "--data", "300_prices.csv", "--price", "close", "--last", "5000"], ["data.last: must not exceed the 299 daily returns in the data; got 5000"]),
+    (["var", "--sample", "sp500", "--days", "100"], ["backtest.days: --days applies only with --backtest"]),
+    (["var", "--sample", "sp500", "--refit-every", "5"], ["backtest.refit_every: --refit-every applies only with --backtest"]),
 ]
 
 
-WHAT = ["negative claim", "zero exposure", "triangle with a hole", "prices with NaN", "c_fp zero", "c_fn negative",
-        "level above 1", "unknown sample", "backtest longer than the data"]
+WHAT = ["negative claim", "zero exposure", "frequency row without a class", "claim without a class", "triangle with a hole", "prices with NaN", "c_fp zero", "c_fn negative",
+        "level above 1", "unknown sample", "backtest longer than the data", "fit longer than the data", "backtest days without --backtest",
+        "refit interval without --backtest"]
 
 
 @pytest.mark.parametrize("args, fragments", BAD, ids=WHAT)

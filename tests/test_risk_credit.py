@@ -4,6 +4,7 @@ side by side, and its cost-optimal decisions beat the 0.5 threshold on held-out
 applicants."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special
 
@@ -17,12 +18,15 @@ from wager.risk.credit import (
     decide,
     evaluate_holdout,
     fit_nuts,
+    holdout_split,
     load_default,
     log_likelihood,
     probability_of_default,
     standardise,
 )
+from wager.risk.spec import ThresholdSpec
 from wager.risk.threshold import expected_cost
+from wager.risk.threshold_problem import prepare
 
 # Every fit here has 7000 rows and 3 predictors (ISLR's Default less a 30% hold-out, and the
 # simulation sized to match), so the process compiles one NUTS chain and reuses it.
@@ -209,3 +213,21 @@ def test_costs_must_be_positive_and_applicants_must_carry_every_predictor():
         probability_of_default(fit, {"x": [1.0]})
     assert error.value.field == "applicants"
     assert probability_of_default(fit, {"x": [1.0], "student": ["No"]}).tolist() == [[0.5], [0.5]]
+
+
+def test_an_outcome_that_is_not_binary_is_named_by_its_row_and_plain_value():
+    with pytest.raises(SpecError) as error:
+        standardise(_table(y=np.array([0, 1, 0.5, 1])), "y", ("x",))
+    assert error.value.rule == "column 'y' must be binary (0/1, True/False or Yes/No): row 3 has 0.5"
+
+
+def test_a_bad_predictor_in_a_held_out_row_is_named_by_the_tables_row():
+    # 20 rows, 6 held out by the default split; the table's 14th row is the 4th held-out one
+    train_rows, test_rows = holdout_split(20, 0.3, 20240101)
+    assert 13 in test_rows and 13 not in train_rows
+    table = pd.DataFrame({"score": np.where(np.arange(20) == 13, np.nan, np.linspace(-1, 1, 20)), "y": np.arange(20) % 2})
+    spec = ThresholdSpec(data={"path": "loans.csv", "outcome": "y", "predictors": ["score"]}, decision={"c_fp": 1, "c_fn": 5})
+    with pytest.raises(SpecError) as error:
+        prepare(spec, table=table)
+    assert error.value.field == "data.predictors"
+    assert error.value.rule == "must be finite (no NaN or inf): 1 bad value(s), the first in 'score' at row 14"

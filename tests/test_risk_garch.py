@@ -2,6 +2,8 @@
 agrees with arch's maximum likelihood run side by side, and carries parameter
 uncertainty into one-day VaR and Expected Shortfall."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
@@ -21,6 +23,8 @@ from wager.risk.garch import (
     t_log_likelihood,
     variance_path,
 )
+from wager.risk.spec import VarSpec
+from wager.risk.var_problem import prepare
 
 # Daily percent returns with a long-run sd of sqrt(0.05 / 0.02) = 1.6%, persistence 0.98, t(6) shocks.
 TRUE = {"mu": 0.05, "omega": 0.05, "alpha": 0.08, "beta": 0.90, "nu": 6.0}
@@ -238,3 +242,31 @@ def test_bad_input_raises_spec_error_naming_the_field(call, field):
     with pytest.raises(SpecError) as raised:
         call()
     assert raised.value.field == field
+
+
+def test_returns_far_beyond_percentages_are_refused_without_a_numpy_warning():
+    r = _returns()
+    r[5] = 1e200  # its square overflows a float
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SpecError) as raised:
+            build_model(r)
+    assert raised.value.field == "returns"
+    assert raised.value.rule.startswith("must be daily percentage returns (100 x log price changes), within +-1000")
+    assert raised.value.rule.endswith("1 beyond it, the first at position 5 (1e+200)")
+
+
+def test_returns_that_never_change_are_refused_as_constant_not_as_fractions():
+    with pytest.raises(SpecError) as raised:
+        build_model(np.zeros(300))
+    assert raised.value.rule == "must vary: every return is 0 (sample sd 0), as when the prices never change"
+
+
+def test_a_persistence_prior_that_leaves_zero_to_one_is_refused_at_its_own_field():
+    # a negative persistence would make an invalid (non-stationary) GARCH model
+    normal = {"family": "normal", "params": {"loc": 0.9, "scale": 1.0}, "why": "test", "source": "test"}
+    spec = VarSpec(data={"sample": "sp500", "last": 500}, priors={"persistence": normal})
+    with pytest.raises(SpecError) as raised:
+        prepare(spec).model
+    assert raised.value.field == "priors.persistence.family"
+    assert raised.value.rule == "must keep persistence in (0, 1) as the default beta prior does; normal ranges over all reals"

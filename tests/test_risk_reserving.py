@@ -10,7 +10,9 @@ from wager.errors import SpecError
 from wager.kernel.diagnostics import diagnose
 from wager.kernel.posterior import Posterior
 from wager.risk.mack import mack_reserve
+from wager.risk.reserve_problem import prepare
 from wager.risk.reserving import build_model, fit_nuts, log_likelihood, predictive_reserve, simulate_triangle
+from wager.risk.spec import ReserveSpec
 from wager.risk.triangle import as_triangle, bundled_triangle
 
 NUTS = {"chains": 2, "warmup": 500, "draws": 500}
@@ -287,3 +289,49 @@ def test_a_predictive_reserve_needs_the_posterior_of_its_model_and_triangle():
     with pytest.raises(SpecError) as info:
         predictive_reserve(lcl, triangle, level=1.5)
     assert info.value.field == "level"
+
+
+# --- triangle files and samples: what the user's table shows names the labels and the rows --------
+
+
+def _prepared(data: dict, folder=None):
+    return prepare(ReserveSpec(data=data), base_dir=folder)
+
+
+def _refusal(data: dict, folder=None) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        _prepared(data, folder)
+    return info.value
+
+
+def test_a_ragged_triangle_file_is_refused_on_one_line_naming_the_row(tmp_path):
+    # the header is line 1 of the file, so line 3 (origin 2002, one cell too many) is row 2
+    (tmp_path / "t.csv").write_text("year,12,24,36\n2001,100,150,170\n2002,110,160,,5\n2003,120,,\n")
+    error = _refusal({"path": "t.csv"}, tmp_path)
+    assert error.field == "data.path" and "\n" not in str(error)
+    assert str(error).endswith("Expected 4 fields in row 2 (line 3 of the file), saw 5")
+    # a blank line (pandas skips it) leaves the row uncertain: the reader's line, on one line
+    (tmp_path / "t.csv").write_text("year,12,24,36\n2001,100,150,170\n\n2002,110,160,,5\n2003,120,,\n")
+    error = _refusal({"path": "t.csv"}, tmp_path)
+    assert str(error).endswith("Expected 4 fields in line 4, saw 5") and "\n" not in str(error)
+
+
+def test_a_triangle_row_without_an_origin_label_is_refused_naming_the_row(tmp_path):
+    (tmp_path / "t.csv").write_text("year,12,24,36\n2001,100,150,170\n2002,110,160,\n,120,,\n")
+    error = _refusal({"path": "t.csv"}, tmp_path)
+    assert (error.field, error.rule) == ("data.origin", "must name each row's origin label: row 3 is empty")
+
+
+def test_whole_number_origin_labels_read_as_the_table_shows_them(tmp_path):
+    # one label written 2003.0 makes pandas read the whole column as floats
+    (tmp_path / "t.csv").write_text("year,12,24,36\n2001,100,150,170\n2002,110,160,\n2003.0,120,,\n")
+    assert _prepared({"path": "t.csv"}, tmp_path).triangle.origins == ("2001", "2002", "2003")
+    pd.DataFrame({"year": [2001.0, 2002.0, 2003.0], "12": [100, 110, 120], "24": [150, 160, None], "36": [170, None, None]}).to_parquet(
+        tmp_path / "t.parquet"
+    )
+    assert _prepared({"path": "t.parquet"}, tmp_path).triangle.origins == ("2001", "2002", "2003")
+
+
+def test_an_unknown_sample_column_is_named_with_the_columns_the_sample_has():
+    error = _refusal({"sample": "raa", "column": "paid"})
+    assert (error.field, error.rule) == ("data.column", "must be one of 'values'; got 'paid'")

@@ -108,6 +108,7 @@ def _bad_tables(folder: Path) -> None:
     levels = {"patient": [1, 1, 2, 2], "time": [0.5, 2, 0.5, 2], "conc": [3.0, 8.0, 2.5, 7.0], "dose": [4.0, 4.0, 0.0, 0.0]}
     pd.DataFrame(levels).to_csv(folder / "zero_dose.csv", index=False)
     pd.DataFrame({**levels, "dose": [4.0] * 4, "conc": [3.0, -8.0, 2.5, 7.0]}).to_csv(folder / "negative_conc.csv", index=False)
+    pd.DataFrame({**levels, "dose": [4.0] * 4, "patient": [1, 1, None, 2]}).to_csv(folder / "unnamed_patient.csv", index=False)
 
 
 SIR = ["sir", "--capacity", "300"]
@@ -125,10 +126,13 @@ BAD = [
     (["pk", "--low", "5", "--high", "20", "--doses", "2,-4", "--sample", "theoph"], ["decision.doses.1", "> 0"]),
     (["pk", "--low", "20", "--high", "5", "--doses", "2,4", "--sample", "theoph"], ["decision.high", "above low"]),
     (["pk", "--low", "5", "--high", "20", "--doses", "2,4", "--sample", "nosuch"], ["data.sample", "theoph"]),
+    (PK + ["--data", "unnamed_patient.csv"], ["data.path: column 'patient' must name each row's patient: row 3 is empty"]),
+    (["pk", "--low", "5", "--high", "20", "--doses", "2,,4", "--sample", "theoph"], ["decision.doses.1: is empty: '2,,4' has no dose at position 2"]),
+    (SIR + ["--data", "counts.csv", "--population", "763.5"], ["data.population: must be a whole number of people; got 763.5"]),
 ]
 WHAT = ["negative count", "NaN count", "zero population", "no population", "zero beds", "horizon before the data",
         "zero dose in the data", "negative concentration", "zero candidate dose", "negative candidate dose",
-        "window upside down", "unknown sample"]
+        "window upside down", "unknown sample", "empty patient cell", "empty candidate dose", "fractional population"]
 
 
 @pytest.mark.parametrize("args, fragments", BAD, ids=WHAT)

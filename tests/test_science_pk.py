@@ -114,12 +114,14 @@ BAD = [
     (dict(patients=[1, 1, 2], time=[0, float("nan"), 1], conc=[0, 5, 4], dose=[4, 4, 3]), "time", "finite"),
     (dict(patients=[1, 1, 2], time=[0, -1, 1], conc=[0, 5, 4], dose=[4, 4, 3]), "time", "must be >= 0"),
     (dict(patients=[1, 1, 2], time=[0, 1], conc=[0, 5, 4], dose=[4, 4, 3]), "time", "one value per sample"),
+    (dict(patients=[1, float("nan"), 2], time=[0, 1, 1], conc=[0, 5, 4], dose=[4, 4, 3]), "patient", "must name each row's patient: row 2 is empty"),
+    (dict(patients=[1, 1, 2], time=[0, 1, 1], conc=[0, "<LOQ", 4], dose=[4, 4, 3]), "conc", "must be numbers: row 2 has '<LOQ'"),
 ]
 
 
 @pytest.mark.parametrize("arguments, field, rule", BAD, ids=[
     "zero dose", "negative dose", "dose changes within a patient", "negative concentration", "NaN time",
-    "negative time", "lengths differ",
+    "negative time", "lengths differ", "empty patient cell", "text concentration",
 ])
 def test_bad_trial_input_raises_a_spec_error_naming_the_field(arguments, field, rule):
     with pytest.raises(SpecError) as caught:

@@ -16,6 +16,7 @@ import typer
 
 from wager.cli import app
 from wager.cli_domain import domain_command
+from wager.errors import SpecError
 
 risk_app = typer.Typer(
     no_args_is_help=True,
@@ -62,19 +63,35 @@ def var_command(
     level: float = typer.Option(0.99, "--level", help="One-day VaR and ES at this level."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated returns per posterior draw."),
     backtest: bool = typer.Option(False, "--backtest", help="Backtest rolling one-day VaR forecasts (Kupiec, Christoffersen, Basel zone)."),
-    window: int = typer.Option(500, "--window", help="Backtest: returns each fit sees."),
-    refit_every: int = typer.Option(20, "--refit-every", help="Backtest: days between refits."),
-    days: int = typer.Option(250, "--days", help="Backtest: the last N days forecast and scored."),
-    backtest_engine: str = typer.Option("ml", "--backtest-engine", help="Backtest fits: ml (arch, fast) or nuts."),
+    window: Optional[int] = typer.Option(None, "--window", help="Backtest: returns each fit sees (default 500)."),
+    refit_every: Optional[int] = typer.Option(None, "--refit-every", help="Backtest: days between refits (default 20)."),
+    days: Optional[int] = typer.Option(None, "--days", help="Backtest: the last N days forecast and scored (default 250)."),
+    backtest_engine: Optional[str] = typer.Option(None, "--backtest-engine", help="Backtest fits: ml (arch, fast; the default) or nuts."),
 ) -> dict[str, Any]:
     """Hold capital for tomorrow's loss: GARCH(1,1)-t VaR and ES, arch's ML beside it."""
+    settings = {"window": window, "refit_every": refit_every, "days": days, "engine": backtest_engine}
     return {
         "task": "var",
         "data": _source(sample, data, price=price, returns=returns, last=last),
         "per_draw": per_draw,
         "decision": {"level": level},
-        "backtest": {"window": window, "refit_every": refit_every, "days": days, "engine": backtest_engine} if backtest else None,
+        "backtest": _backtest(backtest, {k: v for k, v in settings.items() if v is not None}),
     }
+
+
+BACKTEST_OPTIONS = {"window": "--window", "refit_every": "--refit-every", "days": "--days", "engine": "--backtest-engine"}
+"""The spec's ``backtest`` settings and the options that set them."""
+
+
+def _backtest(asked: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec's ``backtest`` (the settings given, defaults for the rest) with
+    ``--backtest``; without it a backtest setting would be silently ignored, so it is refused."""
+    if asked:
+        return settings
+    if settings:
+        key = next(iter(settings))
+        raise SpecError(f"backtest.{key}", f"{BACKTEST_OPTIONS[key]} applies only with --backtest")
+    return None
 
 
 @risk_command("threshold")

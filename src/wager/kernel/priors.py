@@ -61,6 +61,24 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "normal_inverse_gamma": (("loc", "kappa", "shape", "scale"), ("kappa", "shape", "scale")),
 }
 
+REAL, POSITIVE, UNIT = (-math.inf, math.inf), (0.0, math.inf), (0.0, 1.0)
+SUPPORT: dict[str, tuple[tuple[float, float], ...]] = {
+    "beta": (UNIT,),
+    "gamma": (POSITIVE,),
+    "normal": (REAL,),
+    "half_normal": (POSITIVE,),
+    "lognormal": (POSITIVE,),
+    "student_t": (REAL,),
+    "cauchy": (REAL,),
+    "half_cauchy": (POSITIVE,),
+    "exponential": (POSITIVE,),
+    "inverse_gamma": (POSITIVE,),
+    "normal_inverse_gamma": (REAL, POSITIVE),
+}
+"""family -> the interval ``(low, high)`` each of its variables ranges over (the table
+above); a uniform's is its own ``(low, high)``. Whether an end is open does not matter
+here: ``with_overrides`` compares supports, and a single point carries no mass."""
+
 
 class Prior(BaseModel):
     """One documented prior: ``Prior(family="beta", params={"alpha": 1, "beta": 1},
@@ -184,6 +202,13 @@ class Prior(BaseModel):
             source=self.source,
         )
 
+    def support(self) -> tuple[tuple[float, float], ...]:
+        """The interval ``(low, high)`` each variable of the prior ranges over: ``((0, 1),)``
+        for a beta, ``((-inf, inf), (0, inf))`` for a normal_inverse_gamma's mean and variance."""
+        if self.family == "uniform":
+            return ((self.params["low"], self.params["high"]),)
+        return SUPPORT[self.family]
+
     def describe(self) -> str:
         """``beta(alpha=1, beta=1)``: the family and its parameters, for prose."""
         return f"{self.family}({', '.join(f'{k}={v:.6g}' for k, v in self.params.items())})"
@@ -303,11 +328,37 @@ def priors_digest(priors: Mapping[str, Prior]) -> str:
 
 
 def with_overrides(defaults: Mapping[str, Prior], overrides: Mapping[str, Prior]) -> dict[str, Prior]:
-    """A model's documented default priors with a spec's ``priors`` replacing them by name;
-    a name the model does not have raises ``SpecError`` at ``priors.<name>``."""
+    """A model's documented default priors with a spec's ``priors`` replacing them by name.
+
+    ``SpecError`` at ``priors.<name>`` for a name the model does not have, and for an
+    override whose support is not inside its default's (``Prior.support``): a model
+    relies on where its default keeps a parameter (a GARCH persistence in (0, 1) keeps
+    the variance stationary, a scale in (0, inf) keeps a density), so an override may
+    narrow that range but never leave it.
+    """
     from wager.errors import SpecError
 
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise SpecError(f"priors.{unknown[0]}", f"not a prior of this model; its priors: {', '.join(sorted(defaults))}")
+    for name, prior in overrides.items():
+        default = defaults[name]
+        if not _within(prior.support(), default.support()):
+            field = "params" if prior.family == "uniform" else "family"  # a uniform's own bounds overreach
+            overreach = prior.describe() if prior.family == "uniform" else prior.family
+            raise SpecError(
+                f"priors.{name}.{field}",
+                f"must keep {name} in {_span(default.support())} as the default {default.family} prior does; "
+                f"{overreach} ranges over {_span(prior.support())}",
+            )
     return {**defaults, **overrides}
+
+
+def _within(inner: tuple[tuple[float, float], ...], outer: tuple[tuple[float, float], ...]) -> bool:
+    """Whether every interval of ``inner`` lies inside the matching one of ``outer`` (as many variables)."""
+    return len(inner) == len(outer) and all(o_low <= i_low and i_high <= o_high for (i_low, i_high), (o_low, o_high) in zip(inner, outer))
+
+
+def _span(support: tuple[tuple[float, float], ...]) -> str:
+    """``(0, 1)``, ``all reals``, ``all reals x (0, inf)``: a support in words."""
+    return " x ".join("all reals" if interval == REAL else f"({interval[0]:g}, {interval[1]:g})" for interval in support)

@@ -30,7 +30,7 @@ from wager.risk.checks import AllOf, loo_pit, thinned_draws
 from wager.risk.portfolio import Portfolio, check_portfolio
 from wager.risk.problem import amount, loss_distribution, mean_mcse
 from wager.risk.spec import ClaimsSpec
-from wager.tables import read_table, resolve
+from wager.tables import labels, read_table, resolve
 
 UNITS = "the claims table's currency"
 
@@ -177,7 +177,7 @@ def prepare(spec: ClaimsSpec, base_dir: Path | None = None, frequency: Any = Non
         "claims.class": ("data.claims", source.class_column),
     }
     try:
-        book = check_portfolio([str(c) for c in f_class], exposure, counts, [str(c) for c in c_class], amount_)
+        book = check_portfolio(_class_labels(f_class, "classes"), exposure, counts, _class_labels(c_class, "claims.class"), amount_)
     except SpecError as exc:
         table, column = columns.get(exc.field, ("data", None))
         raise SpecError(table, f"column {column!r} {exc.rule}" if column else exc.rule) from None
@@ -195,3 +195,9 @@ def _column(table: Any, name: str, field: str) -> np.ndarray:
     if name not in table.columns:
         raise SpecError(field, f"no column {name!r}; columns: {', '.join(map(str, table.columns))}")
     return np.asarray(table[name])
+
+
+def _class_labels(cells: Any, field: str) -> list[str]:
+    """A table's class column as text, as the table shows it (``wager.tables.labels``), so
+    that the two tables' labels match whichever types each was read as."""
+    return [str(label) for label in labels(cells, field, "class")]

@@ -139,8 +139,8 @@ def outcome_labels(table: Any, outcome: str) -> np.ndarray:
     if values.ndim != 1:
         raise SpecError("outcome", f"column {outcome!r} must be one value per applicant, got shape {values.shape}")
     if not np.isin(values, (0.0, 1.0)).all():
-        bad = values[~np.isin(values, (0.0, 1.0))]
-        raise SpecError("outcome", f"column {outcome!r} must be binary (0/1, True/False or Yes/No); found {bad[0]!r}")
+        bad = int(np.argmax(~np.isin(values, (0.0, 1.0))))
+        raise SpecError("outcome", f"column {outcome!r} must be binary (0/1, True/False or Yes/No): {row_at(bad)} has {values[bad]:g}")
     if values.size == 0 or values.min() == values.max():
         raise SpecError("outcome", f"column {outcome!r} must hold both outcomes (some 0s and some 1s)")
     return values.astype(int)

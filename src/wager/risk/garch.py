@@ -57,6 +57,10 @@ MIN_RETURNS = 100
 """Fewest returns a fit accepts: with fewer, alpha and beta are barely identified."""
 MIN_SD = 0.05
 """Smallest sample sd (percent a day) taken as percentage returns; below it the data look like fractions."""
+MAX_RETURN = 1000.0
+"""Largest size of a daily percentage return taken as one: 1000 is a price moving by a factor
+e^10 (about 22,000) in a day. Far beyond it the data are not percentage returns, and
+their squares overflow."""
 UNROLL = 1
 """Time steps per loop iteration of the variance recursion's scan: on CPU, unrolling 8 steps made a
 gradient of 2000 days 3x slower (840 against 260 microseconds) and compiling slower too."""
@@ -445,7 +449,16 @@ def check_returns(returns: Any, name: str = "returns") -> np.ndarray:
         raise SpecError(name, f"must be finite (no NaN or inf): {int(bad.sum())} bad value(s), the first at position {int(np.argmax(bad))}")
     if r.size < MIN_RETURNS:
         raise SpecError(name, f"must hold at least {MIN_RETURNS} returns to fit GARCH(1,1), got {r.size}")
+    big = np.abs(r) > MAX_RETURN
+    if big.any():
+        first = int(np.argmax(big))
+        raise SpecError(
+            name, f"must be daily percentage returns (100 x log price changes), within +-{MAX_RETURN:g} (a price moving by a factor "
+            f"e^10 in a day): {int(big.sum())} beyond it, the first at position {first} ({r[first]:.3g})",
+        )
     sd = float(r.std())
+    if sd == 0:
+        raise SpecError(name, f"must vary: every return is {r[0]:g} (sample sd 0), as when the prices never change")
     if sd < MIN_SD:
         raise SpecError(name, f"must be percentage returns (100 x log price changes): sample sd {sd:.3g} looks like fractions")
     return r

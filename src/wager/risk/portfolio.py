@@ -18,7 +18,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from wager.errors import SpecError
-from wager.tables import finite_numbers, row_at
+from wager.tables import finite_numbers, labels, row_at
 
 
 @dataclass(frozen=True)
@@ -76,25 +76,25 @@ def check_portfolio(
     numbers >= 0), ``claims.amount`` (finite, > 0), ``claims.class`` (each label
     in the frequency table), ``classes`` (one label per row).
     """
-    labels = _labels(classes)
+    row_labels = labels(classes, "classes", "class")
     e = finite_numbers(exposure, "exposure")
-    if not labels:
+    if not row_labels:
         raise SpecError("classes", "the frequency table needs at least one row")
-    if e.size != len(labels):
-        raise SpecError("exposure", f"needs one value per frequency-table row ({len(labels)}), got {e.size}")
+    if e.size != len(row_labels):
+        raise SpecError("exposure", f"needs one value per frequency-table row ({len(row_labels)}), got {e.size}")
     if np.any(e <= 0):
         bad = int(np.argmax(e <= 0))
         raise SpecError("exposure", f"must be > 0 (policy-years or similar): {row_at(bad)} has {e[bad]:g}")
     n = finite_numbers(counts, "counts")
-    if n.size != len(labels):
-        raise SpecError("counts", f"needs one value per frequency-table row ({len(labels)}), got {n.size}")
+    if n.size != len(row_labels):
+        raise SpecError("counts", f"needs one value per frequency-table row ({len(row_labels)}), got {n.size}")
     if np.any((n < 0) | (n != np.round(n))):
         bad = int(np.argmax((n < 0) | (n != np.round(n))))
         raise SpecError("counts", f"must be whole numbers >= 0 (claims counted): {row_at(bad)} has {n[bad]:g}")
     index: dict[Hashable, int] = {}
-    for label in labels:
+    for label in row_labels:
         index.setdefault(label, len(index))
-    claim_labels = _labels(claim_classes)
+    claim_labels = labels(claim_classes, "claims.class", "class")
     y = finite_numbers(amounts, "claims.amount")
     if y.size != len(claim_labels):
         raise SpecError("claims.amount", f"needs one amount per claim ({len(claim_labels)} class labels), got {y.size}")
@@ -108,16 +108,9 @@ def check_portfolio(
         raise SpecError("claims.class", f"every claim's class must be in the frequency table; not there: {', '.join(map(repr, unknown[:5]))}")
     return Portfolio(
         classes=tuple(index),
-        row_class=np.asarray([index[label] for label in labels], dtype=np.int64),
+        row_class=np.asarray([index[label] for label in row_labels], dtype=np.int64),
         exposure=e,
         counts=np.round(n).astype(np.int64),
         claim_class=np.asarray([index[label] for label in claim_labels], dtype=np.int64),
         amounts=y,
     )
-
-
-def _labels(values: Any) -> list[Hashable]:
-    # a list of tuples stays a list of labels; a Series or array is flattened to its values
-    return list(values) if isinstance(values, (list, tuple)) else list(np.asarray(values, dtype=object).ravel())
-
-

@@ -55,12 +55,15 @@ def fit_by_nuts(model: Model, **settings: Unpack[NutsSettings]) -> Posterior:
 
 
 @contextmanager
-def reading(field: str) -> Iterator[None]:
+def reading(field: str, **fields: str) -> Iterator[None]:
     """Name the spec's ``field`` in a ``SpecError`` a risk module raises about its own
-    argument: ``data.path: triangle has a hole at ...``."""
+    argument: ``data.path: triangle has a hole at ...``; an argument that is a spec field
+    of its own is named as ``fields`` map it (``column="data.column"``)."""
     try:
         yield
     except SpecError as exc:
+        if exc.field in fields:
+            raise SpecError(fields[exc.field], exc.rule) from None
         raise SpecError(field, f"{exc.field} {exc.rule}" if exc.field else exc.rule) from None
 
 

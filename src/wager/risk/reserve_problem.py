@@ -32,7 +32,7 @@ from wager.risk.mack import mack_reserve
 from wager.risk.problem import amount, loss_distribution, mean_mcse, reading
 from wager.risk.spec import ReserveSpec
 from wager.risk.triangle import LossTriangle, as_triangle, bundled_triangle
-from wager.tables import read_table, resolve
+from wager.tables import labels, read_table, resolve
 
 
 @dataclass
@@ -156,7 +156,7 @@ def prepare(spec: ReserveSpec, base_dir: Path | None = None, triangle: Any = Non
             tri = as_triangle(triangle)
         where = "a triangle passed in"
     elif source.sample is not None:
-        with reading("data.sample"):
+        with reading("data.sample", column="data.column"):
             tri = bundled_triangle(source.sample, source.column)
         where = f"chainladder sample {source.sample}"
     else:
@@ -169,13 +169,16 @@ def prepare(spec: ReserveSpec, base_dir: Path | None = None, triangle: Any = Non
 
 
 def _read_triangle(path: Path, origin: str | None) -> LossTriangle:
+    """The triangle in the table at ``path``: one row per origin, labelled in column
+    ``origin`` (default: the first) as the table shows the labels."""
     frame = read_table(path, "data.path")
     if origin is not None and origin not in frame.columns:
         raise SpecError("data.origin", f"no column {origin!r} in {path.name}; columns: {', '.join(map(str, frame.columns))}")
     origin = origin if origin is not None else frame.columns[0]
+    origins = labels(frame[origin], "data.origin", "origin label")
     values = frame.drop(columns=[origin])
     text = [str(c) for c in values.columns if values[c].dtype.kind not in "iuf"]
     if text:
         raise SpecError("data.path", f"triangle column {text[0]!r} must hold numbers (cumulative paid losses, empty below the diagonal)")
     with reading("data.path"):
-        return as_triangle(values.to_numpy(dtype=float), origins=frame[origin].tolist(), developments=values.columns)
+        return as_triangle(values.to_numpy(dtype=float), origins=origins, developments=values.columns)

@@ -203,10 +203,12 @@ def prepare(spec: ThresholdSpec, base_dir: Path | None = None, table: Any = None
     columns = {str(c): np.asarray(table[c]) for c in table.columns}
     with reading("data.outcome"):
         n = credit.outcome_labels(columns, outcome).size
+    with reading("data", predictors="data.predictors"):  # before the split: a bad cell is named by the table's row
+        credit.raw_predictors(columns, predictors)
     train_rows, test_rows = credit.holdout_split(n, spec.test_share, spec.split_seed)
     train = {k: v[train_rows] for k, v in columns.items()}
     test = {k: v[test_rows] for k, v in columns.items()}
-    with reading("data"):
+    with reading("data", predictors="data.predictors", outcome="data.outcome"):
         design = credit.standardise(train, outcome, predictors)
         design.predictor_matrix(test)
     new = None

@@ -172,6 +172,6 @@ def bundled_triangle(name: str, column: str | None = None) -> LossTriangle:
         raise SpecError("name", f"must name a chainladder sample, e.g. one of {', '.join(BUNDLED)}; got {name!r}") from None
     if column is not None:
         if column not in list(tri.columns):
-            raise SpecError("column", f"must be one of {', '.join(map(str, tri.columns))}; got {column!r}")
+            raise SpecError("column", f"must be one of {', '.join(map(repr, tri.columns))}; got {column!r}")
         tri = tri[column]
     return as_triangle(tri)

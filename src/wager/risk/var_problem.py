@@ -63,8 +63,9 @@ class VarProblem:
 
     @cached_property
     def model(self) -> Model:
+        priors = self.priors  # outside reading("data"): a bad override is named at its own field, priors.<name>
         with reading("data"):
-            return garch.build_model(self.fitted, self.priors)
+            return garch.build_model(self.fitted, priors)
 
     # --- validation (``wager validate``) ------------------------------------------
 
@@ -195,10 +196,12 @@ def prepare(spec: VarSpec, base_dir: Path | None = None, frame: Any = None) -> V
             row = int(np.argmax(prices <= 0))
             raise SpecError("data.price", f"column {column!r} must hold prices > 0: {row_at(row)} has {prices[row]:g}")
         returns = 100 * np.diff(np.log(prices))
-    fit_days = min(source.last or returns.size, returns.size)
+    if source.last is not None and source.last > returns.size:
+        raise SpecError("data.last", f"must not exceed the {returns.size} daily returns in the data; got {source.last}")
+    fit_days = source.last or returns.size
     if fit_days < garch.MIN_RETURNS:
         raise SpecError("data", f"need at least {garch.MIN_RETURNS} daily returns to fit GARCH(1,1); got {returns.size}")
-    with reading("data"):
+    with reading("data.returns" if source.returns is not None else "data.price"):
         garch.check_returns(returns[-fit_days:])
     if spec.backtest is not None and spec.backtest.window + spec.backtest.days > returns.size:
         raise SpecError(

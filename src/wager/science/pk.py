@@ -42,7 +42,7 @@ import numpy as np
 from wager.errors import SpecError
 from wager.kernel.inference import Model
 from wager.kernel.priors import Prior
-from wager.tables import finite_numbers, row_at
+from wager.tables import finite_numbers, labels, row_at
 
 SOURCE = (
     "Boeckmann, Sheiner & Beal, NONMEM Users Guide V (1994), the Theoph data; Hendeles & Weinberger (1983), "
@@ -111,15 +111,15 @@ class Trial:
 
 def check_trial(patients: Sequence[Hashable], time: Any, conc: Any, dose: Any, label: str = "trial") -> Trial:
     """A long table (one row per sample: patient label, hours after the dose, concentration,
-    the patient's dose) checked. ``SpecError`` names the field: ``dose`` (finite, > 0, one
+    the patient's dose) checked. ``SpecError`` names the field: ``patient`` (no empty cell), ``dose`` (finite, > 0, one
     value per patient), ``time`` (finite, >= 0), ``conc`` (finite, >= 0), and the lengths."""
-    labels = list(patients) if isinstance(patients, (list, tuple)) else list(np.asarray(patients, dtype=object).ravel())
-    if not labels:
+    sample_patients = labels(patients, "patient", "patient")
+    if not sample_patients:
         raise SpecError("patient", "needs at least one sample")
     columns = {name: finite_numbers(values, name) for name, values in (("time", time), ("conc", conc), ("dose", dose))}
     for name, x in columns.items():
-        if x.size != len(labels):
-            raise SpecError(name, f"needs one value per sample ({len(labels)} patient labels), got {x.size}")
+        if x.size != len(sample_patients):
+            raise SpecError(name, f"needs one value per sample ({len(sample_patients)} patient labels), got {x.size}")
     t, c, d = columns["time"], columns["conc"], columns["dose"]
     if np.any(d <= 0):
         bad = int(np.argmax(d <= 0))
@@ -131,9 +131,9 @@ def check_trial(patients: Sequence[Hashable], time: Any, conc: Any, dose: Any, l
         bad = int(np.argmax(c < 0))
         raise SpecError("conc", f"must be >= 0 (a measured concentration): {row_at(bad)} has {c[bad]:g}")
     index: dict[Hashable, int] = {}
-    for label_ in labels:
+    for label_ in sample_patients:
         index.setdefault(label_, len(index))
-    patient = np.asarray([index[p] for p in labels], dtype=np.int64)
+    patient = np.asarray([index[p] for p in sample_patients], dtype=np.int64)
     doses = np.zeros(len(index))
     for i in range(len(index)):
         given = np.unique(d[patient == i])

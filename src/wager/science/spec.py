@@ -76,6 +76,14 @@ class OutbreakSource(_Strict):
     initial_infected: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     through_day: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)
 
+    @field_validator("population")
+    @classmethod
+    def _whole(cls, population: Optional[float]) -> Optional[float]:
+        """People at risk are counted: 763.5 is a typo or a rate, not a population."""
+        if population is not None and not population.is_integer():
+            raise SpecError("data.population", f"must be a whole number of people; got {population:g}")
+        return population
+
     @model_validator(mode="after")
     def _either(self) -> "OutbreakSource":
         _one_source(self.sample, self.path)
@@ -148,9 +156,17 @@ class DosePolicy(_Strict):
     @field_validator("doses", mode="before")
     @classmethod
     def _comma(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+        """``"2, 4,6"`` as ``["2", "4", "6"]``; an empty item (``"2,,4"``) is refused, not
+        dropped: a dose may have been lost in the typing. An empty text is no doses."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return []
+        items = [v.strip() for v in value.split(",")]
+        for i, item in enumerate(items):
+            if not item:
+                raise SpecError(f"decision.doses.{i}", f"is empty: {value!r} has no dose at position {i + 1}")
+        return items
 
     @field_validator("doses")
     @classmethod
