@@ -166,12 +166,14 @@ BAD = [
     (["var", "--data", "300_prices.csv", "--price", "close", "--last", "5000"], ["data.last: must not exceed the 299 daily returns in the data; got 5000"]),
     (["var", "--sample", "sp500", "--days", "100"], ["backtest.days: --days applies only with --backtest"]),
     (["var", "--sample", "sp500", "--refit-every", "5"], ["backtest.refit_every: --refit-every applies only with --backtest"]),
+    (["threshold", "--data", "frequency.csv", "--outcome", "claims", "--predictors", "exposure,,class", "--c-fp", "1", "--c-fn", "10"],
+     ["data.predictors: is empty at position 2: 'exposure,,class'"]),
 ]
 
 
 WHAT = ["negative claim", "zero exposure", "frequency row without a class", "claim without a class", "triangle with a hole", "prices with NaN", "c_fp zero", "c_fn negative",
         "level above 1", "unknown sample", "backtest longer than the data", "fit longer than the data", "backtest days without --backtest",
-        "refit interval without --backtest"]
+        "refit interval without --backtest", "a predictor list with an empty item"]
 
 
 @pytest.mark.parametrize("args, fragments", BAD, ids=WHAT)

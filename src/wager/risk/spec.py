@@ -57,10 +57,16 @@ def _one_source(sample: Optional[str], path: Optional[str], where: str = "data")
         raise SpecError(where, "give either sample (data shipped with a package) or path (a .csv or .parquet file), not both or neither")
 
 
-def _comma_list(value: object) -> object:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
+def _comma_list(value: object, field: str) -> object:
+    """``"a, b,c"`` as ``["a", "b", "c"]``; an empty item (``"a,,b"``) is refused, not
+    dropped: a name may have been lost in the typing."""
+    if not isinstance(value, str):
+        return value
+    items = [v.strip() for v in value.split(",")]
+    if value.strip() and not all(items):
+        position = items.index("") + 1
+        raise SpecError(field, f"is empty at position {position}: {value!r}")
+    return [item for item in items if item]
 
 
 # --- reserve ----------------------------------------------------------------------
@@ -178,7 +184,7 @@ class ApplicantSource(_Strict):
     @field_validator("predictors", mode="before")
     @classmethod
     def _comma(cls, value: object) -> object:
-        return _comma_list(value)
+        return _comma_list(value, "data.predictors")
 
     @model_validator(mode="after")
     def _either(self) -> "ApplicantSource":
