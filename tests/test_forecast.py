@@ -4,6 +4,7 @@ pooling on short series, cold start, coherent aggregates, newsvendor, bad input.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -386,6 +387,21 @@ BAD = [
     (["--engine", "exact"], ["inference.engine", "no exact (conjugate) update"]),
     (["--common-levels", "sideways"], ["common_levels", "'auto', 'on' or 'off'"]),
     (["--common-levels", "on", "--likelihood", "negbin", "--value", "whole"], ["common_levels", "normal and student_t"]),
+    (["--value", "huge", "--transform", "identity"], ["data.value", "too large to model on the identity scale"]),
+    (["--regressors", "spike"], ["data.regressors", "column 'spike' holds an infinite value at row 2"]),
+    (["--regressors", "level"], ["data.regressors", "column 'level' must be numeric; row 3 holds 'high'"]),
+    (["--regressors", "time"], ["data.regressors", "column 'time' must be numeric; row 1 holds '2010-01-01'"]),
+    (["--capacity", "nan"], ["decision.capacity.level", "finite number"]),
+    (["--period", "nan"], ["period", "finite number"]),
+    (["--events", "unknown_label.csv"], ["data.events.region", "row 1 holds 'zzz', which no series has (labels: region0, region1)"]),
+    (["--events", "spaced_label.csv"], ["data.events.region", "row 1 holds ' region0', which no series has"]),
+    (["--events", "between.csv"], ["data.events.time", "row 1 is at 2011-02-15 00:00, between the data's time stamps"]),
+    (["--events", "unscoped.csv"], ["data.events.store", "is not a grouping column of the data (region, product)"]),
+    (["--value", "flag"], ["data.value", "column 'flag' holds true/false values"]),
+    (["--data", "spaced.csv"], ["data.group", "row 21 labels column 'region' 'region0 ', which differs from 'region0' (row 1) only in spaces"]),
+    (["--regressors", "index,index"], ["data.regressors", "must be distinct"]),
+    (["--unit-cost", "5"], ["decision.capacity.unit_cost", "--unit-cost needs --capacity"]),
+    (["--shortage-cost", "10"], ["decision.capacity.shortage_cost", "--shortage-cost needs --capacity"]),
 ]
 
 
@@ -399,14 +415,108 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
     irregular.to_csv(folder / "irregular.csv", index=False)
     history.assign(product=history["product"].where(np.arange(len(history)) != 5)).to_csv(folder / "unlabelled.csv", index=False)
     history.assign(time=history["time"].astype(str).where(np.arange(len(history)) != 1, "soon")).to_csv(folder / "misdated.csv", index=False)
-    history.assign(index=np.arange(len(history)), blank=np.nan).to_csv(path, index=False)
+    row = np.arange(len(history))
+    history.assign(
+        index=row, blank=np.nan, huge=history["value"] * 1e300, spike=np.where(row == 1, np.inf, 1.0),
+        level=np.where(row == 2, "high", "1"), flag=row % 2 == 0,
+    ).to_csv(path, index=False)
+    history.assign(region=history["region"].where(row != 20, "region0 ")).to_csv(folder / "spaced.csv", index=False)
     pd.DataFrame({"time": [history["time"].max()] * 2, "event": ["promo", None]}).to_csv(folder / "unnamed.csv", index=False)
+    events = {
+        "unknown_label": {"time": ["2011-01-01"], "event": ["promo"], "region": ["zzz"]},
+        "spaced_label": {"time": ["2011-01-01"], "event": ["promo"], "region": [" region0"]},
+        "between": {"time": ["2011-02-15"], "event": ["promo"]},  # inside the quarterly data, off its grid
+        "unscoped": {"time": ["2011-01-01"], "event": ["promo"], "store": ["north"]},
+    }
+    for name, table in events.items():
+        pd.DataFrame(table).to_csv(folder / f"{name}.csv", index=False)
     before = sorted(p.name for p in folder.iterdir())
     args = {"--data": str(path), "--time": "time", "--group": "region,product", "--value": "value", "--horizon": "2"}
     args.update(dict(zip(change[::2], change[1::2])))
-    # the run is recorded, as by default: bad input must stop before the registry is opened
-    result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--quiet"], folder)
+    # the run is recorded, as by default: bad input must stop before the registry is opened;
+    # and no warning may reach stderr on the way (pytest would catch it, so it fails the run here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = invoke(["forecast", *[x for kv in args.items() for x in kv], "--quiet"], folder)
     assert_refused(result, fragments, folder, before)
+
+
+# --- reading the table's times and the spec -------------------------------------------------------
+
+
+QUARTERS = pd.date_range("2020-01-01", periods=8, freq="QS")
+MONTHS = pd.date_range("2020-01-01", periods=8, freq="MS")
+
+
+@pytest.mark.parametrize("written, starts", [
+    ([f"{t.year}Q{t.quarter}" for t in QUARTERS], QUARTERS),  # the periods wager's own messages suggest
+    ([f"{t:%Y-%m}" for t in MONTHS], MONTHS),
+    ([f"{t:%Y-%m-%dT%H:%M}+01:00" for t in QUARTERS], QUARTERS),  # in UTC, 23:00 the day before
+    ([f"{t:%Y-%m-%dT%H:%M}-05:00" for t in QUARTERS], QUARTERS),
+    # one zone's daylight-saving time (Berlin: +02:00 from April to October), and two zones: wall times kept
+    ([f"{t:%Y-%m-%dT%H:%M}{'+02:00' if 4 <= t.month <= 10 else '+01:00'}" for t in QUARTERS], QUARTERS),
+    ([f"{t:%Y-%m-%dT%H:%M}{'+05:00' if i == 3 else '+00:00'}" for i, t in enumerate(QUARTERS)], QUARTERS),
+])
+def test_periods_and_local_times_read_as_written_without_a_warning(written, starts):
+    from wager.forecast.data import Panel
+
+    frame = pd.DataFrame({"time": written * 2, "store": ["a"] * 8 + ["b"] * 8, "sales": np.arange(16.0) + 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' "Could not infer format" would reach stderr
+        panel = Panel.from_frame(frame, time="time", groups=["store"], value="sales", horizon=2)
+    assert list(panel.times) == list(starts)
+
+
+@pytest.mark.parametrize("freq, period", [
+    ("QS", 4), ("QE", 4), ("BQE", 4), ("2QS", 2),  # 2QS: half years, two to a year
+    ("MS", 12), ("ME", 12), ("BMS", 12), ("BME", 12), ("WOM-1MON", 12), ("2MS", 6),
+    ("W-MON", 52), ("14D", 26),  # fortnights: pandas reads them as 2W
+    ("D", 7), ("B", 5), ("h", 24), ("2h", 12),
+])
+def test_the_seasonal_period_is_the_steps_in_the_frequencys_cycle(freq, period):
+    from wager.forecast.data import Panel
+
+    frame = pd.DataFrame({"time": pd.date_range("2015-01-01", periods=30, freq=freq), "store": "a", "sales": 1.0})
+    assert Panel.from_frame(frame, time="time", groups=["store"], value="sales", horizon=2).period == period
+
+
+@pytest.mark.parametrize("freq", ["3W-SUN", "min"])
+def test_a_seasonal_period_the_frequency_does_not_tell_is_asked_for(freq):
+    from wager.errors import SpecError
+    from wager.forecast.data import Panel
+
+    frame = pd.DataFrame({"time": pd.date_range("2015-01-01", periods=30, freq=freq), "store": "a", "sales": 1.0})
+    with pytest.raises(SpecError, match=r"^data.time: .* cannot be told from it; set period"):
+        Panel.from_frame(frame, time="time", groups=["store"], value="sales", horizon=2)
+
+
+SPEC_HEAD = "domain: forecast\ndata: {path: sales.csv, time: time, group: [store], value: sales}\n"
+
+
+@pytest.mark.parametrize("switch, common", [("on", "on"), ("off", "off"), ("auto", "auto")])
+def test_yaml_on_and_off_switch_common_levels(switch, common):
+    """YAML 1.1 reads a bare on and off, the documented values, as true and false."""
+    import yaml
+
+    from wager.workflow.specs import parse_spec
+
+    assert parse_spec(yaml.safe_load(f"{SPEC_HEAD}horizon: 2\ncommon_levels: {switch}\n")).common_levels == common
+
+
+@pytest.mark.parametrize("lines, field", [
+    ("horizon: true", "horizon"),  # would be a horizon of 1
+    ("horizon: 2\nperiod: yes", "period"),
+    ("horizon: 2\nbatch: on", "batch"),
+    ("horizon: 2\nseasonality: {fourier: true}", "seasonality.fourier"),
+])
+def test_a_yaml_boolean_is_no_number(lines, field):
+    import yaml
+
+    from wager.errors import SpecError
+    from wager.workflow.specs import parse_spec
+
+    with pytest.raises(SpecError, match=f"^{field}: must be a number, not true$"):
+        parse_spec(yaml.safe_load(f"{SPEC_HEAD}{lines}\n"))
 
 
 # --- leave-future-out calibration -------------------------------------------------------------

@@ -31,8 +31,8 @@ def forecast_command(
     under: Optional[float] = typer.Option(None, "--under", help="Newsvendor: cost per unit of unmet demand (with --over)."),
     over: Optional[float] = typer.Option(None, "--over", help="Newsvendor: cost per unit left over (with --under)."),
     capacity_level: Optional[float] = typer.Option(None, "--capacity", help="Capacity at this quantile of demand, e.g. 0.95."),
-    unit_cost: float = typer.Option(0.0, "--unit-cost", help="Capacity: cost per unit provisioned."),
-    shortage_cost: float = typer.Option(0.0, "--shortage-cost", help="Capacity: cost per unit of demand above capacity."),
+    unit_cost: Optional[float] = typer.Option(None, "--unit-cost", help="Capacity: cost per unit provisioned (with --capacity; default 0)."),
+    shortage_cost: Optional[float] = typer.Option(None, "--shortage-cost", help="Capacity: cost per unit of demand above capacity (with --capacity; default 0)."),
     engine: str = typer.Option("auto", "--engine", help="auto (NUTS for small panels, SVI for large), nuts or vi."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Integer seed."),
     draws: Optional[int] = typer.Option(None, "--draws", help="Posterior draws per chain."),
@@ -47,17 +47,20 @@ def forecast_command(
     """Forecast every series of a panel with one hierarchical model."""
 
     def build() -> Any:
+        from wager.errors import SpecError
         from wager.workflow.specs import parse_spec
 
         decision: dict[str, Any] = {}
         if (under is None) != (over is None):
-            from wager.errors import SpecError
-
             raise SpecError("--under/--over", "give both costs for a newsvendor order, or neither")
         if under is not None:
             decision["newsvendor"] = {"under": under, "over": over}
+        costs = {"unit_cost": unit_cost, "shortage_cost": shortage_cost}
+        for name, cost in costs.items():
+            if cost is not None and capacity_level is None:  # a cost of a capacity nobody asked for
+                raise SpecError(f"decision.capacity.{name}", f"--{name.replace('_', '-')} needs --capacity (the quantile to provision at)")
         if capacity_level is not None:
-            decision["capacity"] = {"level": capacity_level, "unit_cost": unit_cost, "shortage_cost": shortage_cost}
+            decision["capacity"] = {"level": capacity_level, **{k: v for k, v in costs.items() if v is not None}}
         inference = {"engine": engine, "seed": seed, "draws": draws, "warmup": warmup, "chains": chains, "vi_steps": vi_steps}
         payload = {
             "domain": "forecast",

@@ -4,9 +4,11 @@ The input is a long table: a time column, one or more grouping columns that
 together name a series, a value column, and optionally regressor columns.
 ``Panel.from_frame`` refuses, with a ``SpecError`` naming the field and the
 rule, anything the model would silently get wrong: missing columns, times that
-do not parse, the same time twice in one series, time stamps off a regular
-grid, values the likelihood cannot have (negative or fractional counts;
-non-positive values under a log transform), a horizon that is not positive.
+do not parse or mix UTC offsets, the same time twice in one series, time stamps
+off a regular grid, labels of one column that differ only in surrounding spaces,
+values the likelihood cannot have (true/false, infinite, negative or fractional
+counts; non-positive values under a log transform), regressors that are not
+finite numbers, a horizon that is not positive.
 
 Missing values are allowed (the filter skips them), and so is a series with no
 observations at all (a row with an empty value names it): it gets the forecast
@@ -15,17 +17,37 @@ its place in the hierarchy implies.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.tseries import offsets
+from pandas.tseries.frequencies import to_offset
 
 from wager.errors import SpecError
 from wager.tables import row_at
 
-PERIODS = {"Y": 1, "A": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24}
-"""Default seasonal period per pandas frequency (first letter of its alias)."""
+CYCLES: tuple[tuple[tuple[type, ...], int], ...] = (
+    ((offsets.Hour,), 24),  # a day of hours
+    ((offsets.BusinessDay,), 5),  # a week of business days (custom business days too)
+    ((offsets.Day,), 7),  # a week of days
+    ((offsets.Week,), 52),  # a year of weeks
+    ((offsets.SemiMonthBegin, offsets.SemiMonthEnd), 24),  # a year of half months
+    (
+        (offsets.MonthBegin, offsets.MonthEnd, offsets.BusinessMonthBegin, offsets.BusinessMonthEnd,
+         offsets.WeekOfMonth, offsets.LastWeekOfMonth),
+        12,
+    ),  # a year of months
+    ((offsets.QuarterBegin, offsets.QuarterEnd, offsets.BQuarterBegin, offsets.BQuarterEnd), 4),  # a year of quarters
+    ((offsets.YearBegin, offsets.YearEnd, offsets.BYearBegin, offsets.BYearEnd), 1),  # no cycle within a year
+)
+"""The default seasonal period per kind of pandas frequency: the steps of one unit in
+its cycle (a day, a week, a year). A step of ``n`` units (``2MS``, ``2W-SUN``) takes
+``n`` of them at once, so the period is the cycle's steps over ``n``."""
+QUARTER, MONTH = r"\d{4}Q[1-4]", r"\d{4}-\d{2}"
+"""Periods as people write them (2024Q1, 2024-01): each stands for its first day."""
 TRANSFORMS = ("auto", "log", "log1p", "identity")
 
 
@@ -98,18 +120,15 @@ class Panel:
                 raise SpecError(f"{field}.{role}", f"no column {column!r} in the data (columns: {known})")
         if len(set(groups)) != len(groups) or {time, value} & set(groups):
             raise SpecError(f"{field}.group", "grouping columns must be distinct from each other and from time and value")
+        if len(set(regressors)) != len(regressors):
+            raise SpecError(f"{field}.regressors", "regressor columns must be distinct; a column named twice is one regressor")
         if frame.empty:
             raise SpecError(field, "the table has no rows")
 
         stamps = _parse_times(frame[time], f"{field}.time")
-        values = pd.to_numeric(frame[value], errors="coerce")
-        bad = values.isna() & frame[value].notna() & (frame[value].astype(str).str.strip() != "")
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SpecError(f"{field}.value", f"column {value!r} must be numeric; {row_at(row)} holds {frame[value].iloc[row]!r}")
-        values = values.to_numpy(dtype=float)
-        if np.isinf(values).any():
-            raise SpecError(f"{field}.value", f"column {value!r} holds an infinite value")
+        if _holds_booleans(frame[value]):
+            raise SpecError(f"{field}.value", f"column {value!r} holds true/false values; it must hold numbers")
+        values = _numbers(frame[value], f"{field}.value")
         labels = frame[list(groups)]
         keys = labels.astype(str)
         unlabelled = labels.isna() | keys.apply(lambda column: column.str.strip() == "")
@@ -117,6 +136,8 @@ class Panel:
             row = int(np.flatnonzero(unlabelled.any(axis=1).to_numpy())[0])
             column = groups[int(np.flatnonzero(unlabelled.iloc[row].to_numpy())[0])]
             raise SpecError(f"{field}.group", f"{row_at(row)} has no label in grouping column {column!r}; every row needs one in each")
+        for column in groups:
+            _refuse_labels_alike(keys[column], f"{field}.group")
 
         table = keys.assign(_time=stamps.to_numpy())
         dup = table.duplicated(keep=False)
@@ -127,7 +148,7 @@ class Panel:
 
         grid, freq = _regular_grid(pd.DatetimeIndex(np.unique(stamps.to_numpy())), f"{field}.time")
         if period is None:
-            period = PERIODS.get(freq.lstrip("0123456789-")[:1], 1)
+            period = _seasonal_period(freq, f"{field}.time")
         if period < 2:
             raise SpecError("period", f"a seasonal period >= 2 is needed (frequency {freq!r} implies {period}); set period")
 
@@ -162,7 +183,7 @@ class Panel:
 
         x = np.zeros((len(series), len(t_all), len(regressors)))
         if regressors:
-            reg = frame[list(regressors)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            reg = np.column_stack([_numbers(frame[name], f"{field}.regressors") for name in regressors])
             have = np.zeros((len(series), len(t_all), len(regressors)), dtype=bool)
             x[s_idx[keep], t_idx[keep]] = np.nan_to_num(reg[keep])
             have[s_idx[keep], t_idx[keep]] = ~np.isnan(reg[keep])
@@ -203,33 +224,68 @@ class Panel:
     def with_events(self, events: pd.DataFrame, field: str = "events") -> "Panel":
         """Add one indicator regressor per event name from a table with ``time``
         and ``event`` columns (and, optionally, grouping columns: the event then
-        applies only to matching series)."""
+        applies only to the series with the row's labels; an empty cell, to all).
+        An event outside the data's and horizon's window changes nothing; one that
+        would match nothing inside it (a time between the grid's stamps, a label no
+        series has, a column that is not a grouping column) is refused, naming it."""
         for column in ("time", "event"):
             if column not in events.columns:
                 raise SpecError(f"{field}", f"the events table needs a column {column!r}")
+        for column in events.columns:
+            if column not in ("time", "event", *self.groups):
+                raise SpecError(
+                    f"{field}.{column}",
+                    f"is not a grouping column of the data ({', '.join(self.groups)}); an events table holds "
+                    "time, event and, to limit an event to some series, grouping columns",
+                )
         stamps = _parse_times(events["time"], f"{field}.time")
         t_all = self.times.append(self.future)
         t_idx = pd.Index(t_all).get_indexer(stamps)
+        between = (t_idx < 0) & (stamps >= t_all[0]).to_numpy() & (stamps <= t_all[-1]).to_numpy()
+        if between.any():
+            row = int(np.flatnonzero(between)[0])
+            raise SpecError(
+                f"{field}.time",
+                f"{row_at(row)} is at {stamps.iloc[row]:%Y-%m-%d %H:%M}, between the data's time stamps "
+                f"({self.freq}); an event goes at one of them",
+            )
         unnamed = events["event"].isna() | (events["event"].astype(str).str.strip() == "")
         if unnamed.any():
             raise SpecError(f"{field}.event", f"{row_at(np.flatnonzero(unnamed.to_numpy())[0])} has no event name")
-        names = tuple(sorted(events["event"].astype(str).unique()))
+        event = events["event"].astype(str).to_numpy()
+        names = tuple(sorted(set(event)))
+        match = np.ones((len(events), self.n_series), dtype=bool)
+        for g in self.groups:
+            if g in events.columns:
+                match &= _event_scope(events[g], self.keys[g], f"{field}.{g}")
         extra = np.zeros((self.n_series, len(t_all), len(names)))
-        scope = [g for g in self.groups if g in events.columns]
-        for row, t in zip(events.itertuples(index=False), t_idx):
-            if t < 0:
-                continue  # an event outside the window changes nothing
-            match = np.ones(self.n_series, dtype=bool)
-            for g in scope:
-                label = getattr(row, g)
-                if pd.notna(label) and str(label) != "":
-                    match &= self.keys[g].to_numpy() == str(label)
-            extra[match, t, names.index(str(row.event))] = 1.0
+        for row in np.flatnonzero(t_idx >= 0):
+            extra[match[row], t_idx[row], names.index(event[row])] = 1.0
         return Panel(
             values=self.values, keys=self.keys, times=self.times, future=self.future, freq=self.freq,
             period=self.period, groups=self.groups, value=self.value,
             x=np.concatenate([self.x, extra], axis=2), regressors=self.regressors + tuple(f"event:{n}" for n in names),
         )
+
+
+def _event_scope(labels: pd.Series, keys: pd.Series, field: str) -> np.ndarray:
+    """Which series ``(event rows, series)`` each event applies to by one grouping column:
+    those whose label (``keys``) the row holds, or every one where its cell is empty;
+    ``SpecError`` naming the first row holding a label no series has."""
+    known = keys.to_numpy()
+    match = np.ones((len(labels), len(known)), dtype=bool)
+    for row, cell in enumerate(labels):
+        if pd.isna(cell) or str(cell).strip() == "":
+            continue
+        text = str(cell)
+        if text not in known and isinstance(cell, float) and cell.is_integer():
+            text = str(int(cell))  # whole numbers are read as floats where a cell is empty
+        if text not in known:
+            have = sorted(set(known))
+            shown = ", ".join(have[:10]) + (", ..." if len(have) > 10 else "")
+            raise SpecError(field, f"{row_at(row)} holds {cell!r}, which no series has (labels: {shown}); leave it empty to mean every series")
+        match[row] = known == text
+    return match
 
 
 def choose_transform(values: np.ndarray, requested: str, counts: bool) -> tuple[str, str]:
@@ -260,21 +316,129 @@ def transform(values: np.ndarray, kind: str) -> np.ndarray:
     return values
 
 
+def _numbers(column: pd.Series, field: str) -> np.ndarray:
+    """A column of numbers as floats (an empty cell NaN), or ``SpecError(field, ...)``
+    naming the first row that holds something else (text, a time) or an infinity."""
+    if pd.api.types.is_numeric_dtype(column):  # true/false too: a regressor may be a flag
+        numbers = column.astype(float)
+    elif pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        numbers = pd.Series(np.nan, index=column.index)  # pandas would read a time as nanoseconds
+    else:
+        numbers = pd.to_numeric(column, errors="coerce")
+    text = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
+    if text.any():
+        row = int(np.flatnonzero(text.to_numpy())[0])
+        raise SpecError(field, f"column {column.name!r} must be numeric; {row_at(row)} holds {column.iloc[row]!r}")
+    values = numbers.to_numpy(dtype=float)
+    if np.isinf(values).any():
+        row = int(np.flatnonzero(np.isinf(values))[0])
+        raise SpecError(field, f"column {column.name!r} holds an infinite value at {row_at(row)}; values must be finite")
+    return values
+
+
+def _holds_booleans(column: pd.Series) -> bool:
+    """Whether a column holds true/false cells (with empty cells pandas keeps them as
+    objects), which pandas would otherwise read as the numbers 1 and 0."""
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    return column.dtype == object and bool(column.map(lambda cell: isinstance(cell, (bool, np.bool_))).any())
+
+
+def _refuse_labels_alike(labels: pd.Series, field: str) -> None:
+    """``SpecError`` where two labels of one grouping column differ only in spaces at
+    their ends (``a`` and ``a ``): most likely one series typed two ways, which would
+    otherwise become two series. Merging them silently could hide a real difference,
+    so the first such row is named."""
+    first = labels.reset_index(drop=True).drop_duplicates()  # each label at the row it first appears
+    stripped = first.str.strip()
+    alike = stripped.duplicated()
+    if alike.any():
+        row = int(alike.idxmax())
+        other = int(stripped.index[stripped == stripped[row]][0])
+        raise SpecError(
+            field,
+            f"{row_at(row)} labels column {labels.name!r} {first[row]!r}, which differs from {first[other]!r} "
+            f"({row_at(other)}) only in spaces at its ends; write each label one way",
+        )
+
+
+def _seasonal_period(freq: str, field: str) -> int:
+    """The default seasonal period of data at frequency ``freq`` (``CYCLES``), or
+    ``SpecError`` asking for ``period`` where it cannot be told: a kind of frequency
+    with no cycle here (minutes, business hours), or a step that does not divide its
+    cycle (3W: 52 / 3 steps)."""
+    offset = to_offset(freq)
+    for kinds, steps in CYCLES:
+        if isinstance(offset, kinds):
+            if steps % offset.n == 0:
+                return steps // offset.n
+            break
+    raise SpecError(field, f"the seasonal period of data at frequency {freq!r} cannot be told from it; set period (--period)")
+
+
 def _parse_times(column: pd.Series, field: str) -> pd.Series:
+    """The column's times as time stamps without a time zone, or ``SpecError(field, ...)``
+    naming the first row that is not a time.
+
+    Periods written ``2024Q1`` or ``2024-01`` stand for their first day. A time written
+    with a UTC offset (``2020-01-01T00:00+01:00``, or a parquet column with a time zone)
+    keeps its local wall-clock time and drops the offset: the times people write are the
+    times they mean, so quarter starts written in +01:00 stay quarter starts, where
+    converting to UTC would make them 23:00 the day before. So offsets may differ from
+    row to row (one zone's daylight-saving time: a daily series written +01:00 in winter
+    and +02:00 in summer is midnight every day); each row keeps its own wall-clock time."""
     if pd.api.types.is_numeric_dtype(column) and column.notna().any():  # booleans too; all empty: "has no time"
         # pandas would read 2024 as 2024 nanoseconds after 1970
         raise SpecError(field, f"holds numbers ({column.dropna().iloc[0]}, ...), not times: write dates (2024-01-31) or periods (2024Q1, 2024-01)")
-    try:
-        stamps = pd.to_datetime(column, errors="raise")
-    except (ValueError, TypeError, OverflowError):
-        unread = pd.to_datetime(column, errors="coerce").isna() & column.notna()
-        row = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
-        raise SpecError(field, f"{row_at(row)} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
+    stamps = _read_times(column, field)
     if stamps.isna().any():
         raise SpecError(field, f"{row_at(np.flatnonzero(stamps.isna().to_numpy())[0])} has no time")
     if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert(None)
+        stamps = stamps.dt.tz_localize(None)
     return stamps
+
+
+def _read_times(column: pd.Series, field: str) -> pd.Series:
+    """pandas' reading of a time column, periods (``QUARTER``, ``MONTH``, a parquet
+    column of periods) read as their first days."""
+    if isinstance(column.dtype, pd.PeriodDtype):
+        return column.dt.to_timestamp()
+    if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+        text = column.dropna().astype(str)
+        if len(text) and text.str.fullmatch(QUARTER).all():
+            return pd.Series(pd.PeriodIndex(column, freq="Q").to_timestamp(), index=column.index)
+        if len(text) and text.str.fullmatch(MONTH).all():
+            return pd.to_datetime(column, format="%Y-%m")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns where it reads cell by cell; what it read is checked here
+            return pd.to_datetime(column, errors="raise")
+    except (ValueError, TypeError, OverflowError):
+        walls = _wall_times(column)
+        if walls is not None:
+            return walls
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unread = pd.to_datetime(column, errors="coerce").isna() & column.notna()
+        row = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
+        raise SpecError(field, f"{row_at(row)} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
+
+
+def _wall_times(column: pd.Series) -> pd.Series | None:
+    """Each cell's wall-clock time, its UTC offset dropped, read cell by cell: pandas
+    refuses a column whose cells carry different offsets as a whole. ``None`` where a
+    cell is not a time at all (the caller names it)."""
+    walls = []
+    for cell in column:
+        if pd.isna(cell):
+            walls.append(pd.NaT)
+            continue
+        try:
+            stamp = pd.Timestamp(cell)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        walls.append(stamp.tz_localize(None) if stamp.tzinfo is not None else stamp)
+    return pd.Series(pd.DatetimeIndex(walls), index=column.index)
 
 
 def _regular_grid(stamps: pd.DatetimeIndex, field: str) -> tuple[pd.DatetimeIndex, str]:
@@ -301,8 +465,6 @@ def _regular_grid(stamps: pd.DatetimeIndex, field: str) -> tuple[pd.DatetimeInde
 
 def _infer_freq(stamps: pd.DatetimeIndex) -> str | None:
     """pandas' frequency alias of the stamps, or None (as a string on every pandas version)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
         freq = pd.infer_freq(stamps)

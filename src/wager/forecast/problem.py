@@ -143,6 +143,7 @@ class ForecastProblem:
         self.common  # a contradiction (counts, mini-batches) is an error now, before anything runs
         counts = self.likelihood in ("negbin", "zinb")
         self.transform, self.transform_reason = choose_transform(self.panel.values, self.transform, counts)
+        self.standard  # values too large for the model's scale are an error now, too
 
     @cached_property
     def layout(self) -> Layout:
@@ -209,12 +210,26 @@ class ForecastProblem:
     @cached_property
     def standard(self) -> tuple[float, float]:
         """The centre and scale of the model's standardised scale: the transformed
-        data's median and sd (counts: the log mean count, and 1)."""
+        data's median and sd (counts: the log mean count, and 1). ``SpecError`` where
+        either is not a finite number: values near the largest float (1e300) overflow
+        their sum or their squares, and the model could not be put on a scale."""
+        from wager.errors import SpecError
+
         observed = self.panel.values[self.panel.observed]
-        if self.likelihood in ("negbin", "zinb"):
-            return float(np.log(max(observed.mean(), 1e-3))), 1.0
-        t = transform(observed, self.transform)
-        return float(np.median(t)), float(np.std(t)) or 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned of
+            if self.likelihood in ("negbin", "zinb"):
+                center, scale = float(np.log(max(observed.mean(), 1e-3))), 1.0
+            else:
+                t = transform(observed, self.transform)
+                center, scale = float(np.median(t)), float(np.std(t)) or 1.0
+        if not (np.isfinite(center) and np.isfinite(scale)):
+            raise SpecError(
+                "data.value",
+                f"column {self.panel.value!r} holds values too large to model on the {self.transform} scale "
+                f"(their {'mean' if not np.isfinite(center) else 'spread'} is not a finite number); "
+                "rescale the column (in thousands or millions, say)",
+            )
+        return center, scale
 
     @cached_property
     def priors(self) -> dict[str, Prior]:

@@ -35,11 +35,13 @@ the precision-weighted mean of its series' innovations: a movement seen across a
 group is picked up from all of its series at once, not one noisy series at a time.
 ``auto`` (the default) turns them on for panels of more than 40 series (those
 ``engine: auto`` fits by SVI, whichever engine runs) with the normal or student_t
-likelihood; see ``wager.forecast.problem``.
+likelihood; see ``wager.forecast.problem``. A bare ``on`` or ``off``, which YAML
+reads as true or false, means on or off.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -79,7 +81,7 @@ class NewsvendorPolicy(BaseModel):
 class CapacitySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    level: float = Field(ge=0.5, lt=1)
+    level: float = Field(ge=0.5, lt=1, allow_inf_nan=False)
     unit_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     shortage_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
@@ -91,10 +93,24 @@ class ForecastDecision(BaseModel):
     capacity: Optional[CapacitySpec] = None
 
 
+def _a_number(value: Any) -> Any:
+    """A number field's input, refused by name where pydantic would misread it: YAML 1.1
+    reads ``true``, ``on`` and ``yes`` as booleans, which pydantic takes as 1 (``horizon:
+    true`` a horizon of one period); NaN and infinities would fail a bound's rule instead
+    of saying what is wrong."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number; got {value}")
+    return value
+
+
 class FourierSeasonality(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fourier: int = Field(ge=1, description="harmonics K of the seasonal cycle, 1 <= K <= period / 2")
+
+    _number = field_validator("fourier", mode="before")(_a_number)
 
 
 FORECAST_TARGET_ACCEPT = 0.99
@@ -133,6 +149,16 @@ class ForecastSpec(BaseModel):
         default_factory=lambda: InferenceConfig(target_accept=FORECAST_TARGET_ACCEPT, vi_steps=FORECAST_VI_STEPS)
     )
     gates: GatePolicy = Field(default_factory=GatePolicy)
+
+    _number = field_validator("horizon", "period", "batch", mode="before")(_a_number)
+
+    @field_validator("common_levels", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """YAML 1.1 reads ``on`` and ``off`` (the documented values) as true and false."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
     @field_validator("inference", mode="before")
     @classmethod
