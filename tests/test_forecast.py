@@ -381,6 +381,7 @@ BAD = [
     (["--data", "irregular.csv"], ["data.time", "not on a regular grid"]),
     (["--data", "unlabelled.csv"], ["data.group", "row 6 has no label in grouping column 'product'"]),
     (["--data", "misdated.csv"], ["data.time", "row 2 holds 'soon', which is not a date"]),
+    (["--data", "reformatted.csv"], ["data.time", "row 5 holds '01/04/2011', which is not a date or date-time in the column's format"]),
     (["--time", "index"], ["data.time", "holds numbers (0, ...), not times"]),
     (["--time", "blank"], ["data.time", "row 1 has no time"]),
     (["--events", "unnamed.csv"], ["data.events.event", "row 2 has no event name"]),
@@ -421,6 +422,8 @@ def test_bad_forecast_input_exits_2_and_writes_nothing(panel_csv, change, fragme
         level=np.where(row == 2, "high", "1"), flag=row % 2 == 0,
     ).to_csv(path, index=False)
     history.assign(region=history["region"].where(row != 20, "region0 ")).to_csv(folder / "spaced.csv", index=False)
+    # one date in another format: read cell by cell it would pass (US or European day first?)
+    history.assign(time=history["time"].dt.strftime("%Y-%m-%d").where(row != 4, "01/04/2011")).to_csv(folder / "reformatted.csv", index=False)
     pd.DataFrame({"time": [history["time"].max()] * 2, "event": ["promo", None]}).to_csv(folder / "unnamed.csv", index=False)
     events = {
         "unknown_label": {"time": ["2011-01-01"], "event": ["promo"], "region": ["zzz"]},

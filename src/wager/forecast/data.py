@@ -17,6 +17,7 @@ its place in the hierarchy implies.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -399,46 +400,44 @@ def _parse_times(column: pd.Series, field: str) -> pd.Series:
 
 
 def _read_times(column: pd.Series, field: str) -> pd.Series:
-    """pandas' reading of a time column, periods (``QUARTER``, ``MONTH``, a parquet
-    column of periods) read as their first days."""
+    """pandas' reading of a time column, or ``SpecError(field, ...)`` naming the first row
+    it cannot read in the column's format. Periods (``QUARTER``, ``MONTH``, a parquet
+    column of periods) are read as their first days; UTC offsets written after a
+    time are dropped first (``_without_offsets``)."""
     if isinstance(column.dtype, pd.PeriodDtype):
         return column.dt.to_timestamp()
+    readable = column
     if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
         text = column.dropna().astype(str)
         if len(text) and text.str.fullmatch(QUARTER).all():
             return pd.Series(pd.PeriodIndex(column, freq="Q").to_timestamp(), index=column.index)
         if len(text) and text.str.fullmatch(MONTH).all():
             return pd.to_datetime(column, format="%Y-%m")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas warns where it reads cell by cell; what it read is checked here
-            return pd.to_datetime(column, errors="raise")
-    except (ValueError, TypeError, OverflowError):
-        walls = _wall_times(column)
-        if walls is not None:
-            return walls
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            unread = pd.to_datetime(column, errors="coerce").isna() & column.notna()
-        row = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
-        raise SpecError(field, f"{row_at(row)} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)") from None
-
-
-def _wall_times(column: pd.Series) -> pd.Series | None:
-    """Each cell's wall-clock time, its UTC offset dropped, read cell by cell: pandas
-    refuses a column whose cells carry different offsets as a whole. ``None`` where a
-    cell is not a time at all (the caller names it)."""
-    walls = []
-    for cell in column:
-        if pd.isna(cell):
-            walls.append(pd.NaT)
-            continue
+        readable = _without_offsets(column)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns where it reads cell by cell; what it read is checked here
         try:
-            stamp = pd.Timestamp(cell)
-        except (ValueError, TypeError, OverflowError):
-            return None
-        walls.append(stamp.tz_localize(None) if stamp.tzinfo is not None else stamp)
-    return pd.Series(pd.DatetimeIndex(walls), index=column.index)
+            stamps = pd.to_datetime(readable, errors="coerce")
+        except (ValueError, TypeError, OverflowError) as exc:  # a column pandas refuses as a whole
+            raise SpecError(field, f"could not be read as times: {' '.join(str(exc).split())}") from None
+    unread = stamps.isna() & column.notna()
+    if unread.any():
+        row = int(np.flatnonzero(unread.to_numpy())[0])
+        raise SpecError(field, f"{row_at(row)} holds {column.iloc[row]!r}, which is not a date or date-time in the column's format (e.g. 2024-01-31)")
+    return stamps
+
+
+OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+"""A UTC offset written after a time of day: ``00:00+01:00``, ``12:30:00.5Z``, ``09:00 -0500``."""
+
+
+def _without_offsets(column: pd.Series) -> pd.Series:
+    """The column's text with the UTC offset after each time of day removed, the time
+    kept: each row then reads at the wall-clock time it shows, whatever its offset
+    (pandas refuses a column whose offsets differ, as one zone's daylight-saving time
+    makes them). Cells without an offset, and the column's format, are left as they are."""
+    text = column.astype("string")
+    return text.str.replace(OFFSET, r"\1", regex=True).where(column.notna(), None)
 
 
 def _regular_grid(stamps: pd.DatetimeIndex, field: str) -> tuple[pd.DatetimeIndex, str]:
