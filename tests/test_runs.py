@@ -234,6 +234,7 @@ def test_a_run_refused_after_inference_leaves_no_registry_file(monkeypatch, isol
         ("", "must be a database URL or a file path, got an empty string"),
         ("postgresql+psycopg://nobody@[::1/x", "not a database URL"),
         ("://", "not a database URL"),
+        ("foo://bar", "unknown database kind 'foo'"),
     ],
 )
 def test_an_empty_or_malformed_db_is_bad_input_naming_db(db, rule, isolated_registry):

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -219,6 +220,24 @@ def test_monitor_refuses_a_window_of_other_arms(founding_run, tmp_path):
     result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "xy.yaml")])
     assert result.exit_code == 2
     assert result.stderr == "error: --data: arms: must be the recorded run's arms A, B (in any order); got X, Y\n"
+
+
+def test_monitor_reads_a_per_visitor_table_for_a_run_on_arm_counts(founding_run, tmp_path):
+    # the window of window(..., seed=1) as one row per visitor: the same counts, so the same verdict
+    arms = yaml.safe_load(window(tmp_path, 0.055, 0.06, 1).read_text())["arms"]
+    rows = [(arm["name"], int(i < arm["conversions"])) for arm in arms for i in range(arm["visitors"])]
+    pd.DataFrame(rows, columns=["arm", "value"]).to_csv(tmp_path / "visitors.csv", index=False)
+    from_table = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "visitors.csv"), "--json"])
+    from_counts = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "window-1.yaml"), "--json"])
+    assert from_table.exit_code == from_counts.exit_code == 0, from_table.output
+    assert json.loads(from_table.stdout)["alert"] == json.loads(from_counts.stdout)["alert"] is False
+
+
+def test_monitor_refuses_arms_that_are_not_mappings(founding_run, tmp_path):
+    (tmp_path / "numbers.yaml").write_text("arms: [1, 2]\n")
+    result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / "numbers.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --data: arms: item 1 is 1; each arm is a mapping")
 
 
 def test_monitor_names_a_missing_or_empty_data_file_as_data(founding_run, tmp_path):

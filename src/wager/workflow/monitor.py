@@ -41,6 +41,8 @@ def spec_with_new_data(payload: dict[str, Any], new: Path, arms: Sequence[str] =
         data = payload.get("data")
         if isinstance(data, dict):
             payload["data"] = {**data, "path": str(new.resolve())}
+        elif payload.get("domain", "ab") == "ab":  # an A/B test run on its arms' counts: a per-visitor table now
+            payload["data"] = {"path": str(new.resolve())}
         else:
             payload["data"] = str(new.resolve())
         if "arms" in payload:
@@ -69,7 +71,10 @@ def _read_window(new: Path) -> Any:
 
 def in_recorded_order(window: list[Any], recorded: Sequence[str]) -> list[Any]:
     """The window's arms in the recorded order; their names must be the recorded ones."""
-    names = [str(arm.get("name")) if isinstance(arm, Mapping) else "?" for arm in window]
+    for i, arm in enumerate(window):
+        if not isinstance(arm, Mapping):
+            raise SpecError("--data", f"arms: item {i + 1} is {arm!r}; each arm is a mapping of its name and counts, e.g. {{name: A, visitors: 100, conversions: 5}}")
+    names = [str(arm.get("name")) for arm in window]
     if sorted(names) != sorted(recorded):
         raise other_arms(names, recorded, "in any order")
     return sorted(window, key=lambda arm: list(recorded).index(arm["name"]))

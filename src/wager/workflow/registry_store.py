@@ -141,13 +141,20 @@ def parse_url(url: str, field: str) -> sa.URL:
     """``url`` parsed; a malformed one is bad input named by ``field`` (``--db``, ``WAGER_DB``).
 
     The URL itself is not echoed, only the parser's reason: one that does not parse cannot be masked.
+    A database kind SQLAlchemy does not know (``foo://``) is bad input too; a known kind whose
+    driver is not installed is the environment's (``open_engine``).
     """
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (exc.ArgumentError, ValueError) as error:
         raise RegistryInputError(
             field, f"not a database URL (e.g. sqlite:///path.sqlite or postgresql+psycopg://user@host/db) or a file path: {reason(error)}"
         ) from None
+    try:
+        parsed.get_dialect()
+    except exc.NoSuchModuleError:
+        raise RegistryInputError(field, f"unknown database kind {parsed.drivername!r} (e.g. sqlite, postgresql+psycopg)") from None
+    return parsed
 
 
 def open_engine(url: str) -> Engine:
