@@ -381,6 +381,7 @@ BAD = [
     (["--data", "irregular.csv"], ["data.time", "not on a regular grid"]),
     (["--data", "unlabelled.csv"], ["data.group", "row 6 has no label in grouping column 'product'"]),
     (["--data", "misdated.csv"], ["data.time", "row 2 holds 'soon', which is not a date"]),
+    (["--group", "region,,product"], ["data.group.1", "is empty: 'region,,product' has nothing at position 2"]),
     (["--data", "reformatted.csv"], ["data.time", "row 5 holds '01/04/2011', which is not a date or date-time in the column's format"]),
     (["--time", "index"], ["data.time", "holds numbers (0, ...), not times"]),
     (["--time", "blank"], ["data.time", "row 1 has no time"]),

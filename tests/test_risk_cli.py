@@ -167,7 +167,7 @@ BAD = [
     (["var", "--sample", "sp500", "--days", "100"], ["backtest.days: --days applies only with --backtest"]),
     (["var", "--sample", "sp500", "--refit-every", "5"], ["backtest.refit_every: --refit-every applies only with --backtest"]),
     (["threshold", "--data", "frequency.csv", "--outcome", "claims", "--predictors", "exposure,,class", "--c-fp", "1", "--c-fn", "10"],
-     ["data.predictors: is empty at position 2: 'exposure,,class'"]),
+     ["data.predictors.1: is empty: 'exposure,,class' has nothing at position 2"]),
 ]
 
 

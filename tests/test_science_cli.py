@@ -127,7 +127,7 @@ BAD = [
     (["pk", "--low", "20", "--high", "5", "--doses", "2,4", "--sample", "theoph"], ["decision.high", "above low"]),
     (["pk", "--low", "5", "--high", "20", "--doses", "2,4", "--sample", "nosuch"], ["data.sample", "theoph"]),
     (PK + ["--data", "unnamed_patient.csv"], ["data.path: column 'patient' must name each row's patient: row 3 is empty"]),
-    (["pk", "--low", "5", "--high", "20", "--doses", "2,,4", "--sample", "theoph"], ["decision.doses.1: is empty: '2,,4' has no dose at position 2"]),
+    (["pk", "--low", "5", "--high", "20", "--doses", "2,,4", "--sample", "theoph"], ["decision.doses.1: is empty: '2,,4' has nothing at position 2"]),
     (SIR + ["--data", "counts.csv", "--population", "763.5"], ["data.population: must be a whole number of people; got 763.5"]),
 ]
 WHAT = ["negative count", "NaN count", "zero population", "no population", "zero beds", "horizon before the data",

@@ -1,4 +1,5 @@
-"""Reading a user's table (CSV or parquet) at the edge, shared by the domains."""
+"""Reading a user's table (CSV or parquet) at the edge, and the comma lists that name its
+columns (or a list of numbers) on a command line: shared by the domains."""
 
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ def row_at(index: Any) -> str:
     """How a message names the row at 0-based ``index``: counted from 1, as people count the rows
     under a table's header (the first data row is row 1). Every domain names rows this way."""
     return f"row {int(index) + 1}"
+
+
+def comma_items(value: object, field: str) -> object:
+    """A comma-separated text as its items, stripped (``"a, b,c"``: ``["a", "b", "c"]``;
+    blank text: none); anything else as given, for the schema to check. An empty item
+    (``"a,,b"``) is refused as ``{field}.{index}``, not dropped: a name or a number may
+    have been lost in the typing."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return []
+    items = [v.strip() for v in value.split(",")]
+    for i, item in enumerate(items):
+        if not item:
+            raise SpecError(f"{field}.{i}", f"is empty: {value!r} has nothing at position {i + 1}")
+    return items
 
 
 def resolve(path: str | Path, base_dir: Path | None) -> Path:

@@ -44,13 +44,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from wager.errors import SpecError, from_pydantic
 
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
+from wager.tables import comma_items
 
 
 class PanelSource(BaseModel):
@@ -65,10 +66,8 @@ class PanelSource(BaseModel):
 
     @field_validator("group", "regressors", mode="before")
     @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    def _comma_list(cls, value: object, info: ValidationInfo) -> object:
+        return comma_items(value, f"data.{info.field_name}")
 
 
 class NewsvendorPolicy(BaseModel):

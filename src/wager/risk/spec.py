@@ -41,6 +41,7 @@ from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
+from wager.tables import comma_items
 
 PRICE_SAMPLES = ("sp500",)
 APPLICANT_SAMPLES = ("islr_default",)
@@ -55,18 +56,6 @@ class _Strict(BaseModel):
 def _one_source(sample: Optional[str], path: Optional[str], where: str = "data") -> None:
     if (sample is None) == (path is None):
         raise SpecError(where, "give either sample (data shipped with a package) or path (a .csv or .parquet file), not both or neither")
-
-
-def _comma_list(value: object, field: str) -> object:
-    """``"a, b,c"`` as ``["a", "b", "c"]``; an empty item (``"a,,b"``) is refused, not
-    dropped: a name may have been lost in the typing."""
-    if not isinstance(value, str):
-        return value
-    items = [v.strip() for v in value.split(",")]
-    if value.strip() and not all(items):
-        position = items.index("") + 1
-        raise SpecError(field, f"is empty at position {position}: {value!r}")
-    return [item for item in items if item]
 
 
 # --- reserve ----------------------------------------------------------------------
@@ -184,7 +173,7 @@ class ApplicantSource(_Strict):
     @field_validator("predictors", mode="before")
     @classmethod
     def _comma(cls, value: object) -> object:
-        return _comma_list(value, "data.predictors")
+        return comma_items(value, "data.predictors")
 
     @model_validator(mode="after")
     def _either(self) -> "ApplicantSource":

@@ -35,6 +35,7 @@ from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
 from wager.kernel.inference import InferenceConfig
 from wager.kernel.priors import Prior
+from wager.tables import comma_items
 
 
 
@@ -156,17 +157,7 @@ class DosePolicy(_Strict):
     @field_validator("doses", mode="before")
     @classmethod
     def _comma(cls, value: object) -> object:
-        """``"2, 4,6"`` as ``["2", "4", "6"]``; an empty item (``"2,,4"``) is refused, not
-        dropped: a dose may have been lost in the typing. An empty text is no doses."""
-        if not isinstance(value, str):
-            return value
-        if not value.strip():
-            return []
-        items = [v.strip() for v in value.split(",")]
-        for i, item in enumerate(items):
-            if not item:
-                raise SpecError(f"decision.doses.{i}", f"is empty: {value!r} has no dose at position {i + 1}")
-        return items
+        return comma_items(value, "decision.doses")
 
     @field_validator("doses")
     @classmethod
