@@ -312,3 +312,19 @@ def test_a_plan_refuses_a_name_a_run_would_refuse_and_records_nothing(tmp_path, 
     line = bad_input_line(runner.invoke(app, ["plan", str(tmp_path / "plan.yaml")]))
     assert line.startswith("error: name: Input should be a valid string")
     assert not (isolated_registry / "registry.sqlite").exists()
+
+
+def test_demo_decides_the_founding_example_and_writes_its_report_where_asked(tmp_path, isolated_registry):
+    report = tmp_path / "founding.html"
+    result = runner.invoke(app, ["demo", "--json", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    # the README's founding example: B's lift is a coin flip to clear the 0.005 margin, so keep testing
+    assert json.loads(result.stdout)["action"] == "keep testing"
+    assert report.is_file() and (isolated_registry / "registry.sqlite").is_file()
+
+
+def test_demo_refuses_a_report_path_that_is_a_folder_before_any_work(tmp_path, isolated_registry):
+    result = runner.invoke(app, ["demo", "--report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --report: is a directory: {tmp_path}\n"
+    assert list(isolated_registry.iterdir()) == []
