@@ -233,6 +233,108 @@ def test_vi_refuses_a_mini_batched_model_without_a_whole_data_density():
     assert np.isfinite(infer(whole, InferenceConfig(engine="vi", vi_steps=10, chains=1, draws=50)).settings["pareto_k"])
 
 
+def _scale_of_normal_data(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    numpyro.sample("y", dist.Normal(0.0, tau), obs=y)
+
+
+def _posterior_by_quadrature(log_density, grid):
+    """Mean and sd of a one-dimensional posterior from its log density on a fine grid."""
+    log_p = log_density(grid)
+    w = np.exp(log_p - log_p.max())
+    w /= w.sum()
+    mean = (w * grid).sum()
+    return mean, np.sqrt((w * (grid - mean) ** 2).sum())
+
+
+def test_vi_starts_a_prior_without_a_finite_mean_at_its_median():
+    """A half-Cauchy's mean is infinite: started there, every loss was NaN (eight schools with
+    engine vi was an internal error). Started at its median, the fit matches quadrature."""
+    from scipy import stats
+
+    from wager.kernel.inference import Model
+
+    y = np.random.default_rng(3).normal(0.0, 2.0, size=50)
+    post = infer(Model(name="scale", numpyro_model=_scale_of_normal_data, data={"y": y}), InferenceConfig(engine="vi", seed=1, chains=2, draws=2000))
+    mean, sd = _posterior_by_quadrature(
+        lambda t: stats.norm.logpdf(y[:, None], 0.0, t).sum(axis=0) + stats.halfcauchy.logpdf(t, scale=5.0), np.linspace(0.5, 6.0, 40001)
+    )
+    draws = post["tau"].ravel()
+    assert abs(draws.mean() - mean) < 0.1 * sd
+    assert abs(draws.std() / sd - 1) < 0.1
+    # the guide's Gaussian tail in log tau is lighter than the posterior's: PSIS sees it and says so
+    assert np.isfinite(post.settings["pareto_k"])
+
+
+def _rate_of_gamma_data(y):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    log_rate = numpyro.sample("log_rate", dist.Normal(-90.0, 5.0))
+    numpyro.sample("y", dist.Gamma(2.0, jnp.exp(log_rate)), obs=y)
+
+
+def test_vi_fits_data_beyond_float32s_range_in_float64():
+    """The optimisation runs in float32, where 1e39 is inf: the fit runs again in float64 and
+    matches quadrature (it raised FloatingPointError before)."""
+    from scipy import stats
+
+    from wager.kernel.inference import Model
+
+    y = np.array([1e39, 2e39, 5e38, 3e39])
+    post = infer(Model(name="rate", numpyro_model=_rate_of_gamma_data, data={"y": y}), InferenceConfig(engine="vi", seed=1, chains=2, draws=2000))
+    mean, sd = _posterior_by_quadrature(
+        lambda g: stats.gamma.logpdf(y[:, None], 2.0, scale=np.exp(-g)).sum(axis=0) + stats.norm.logpdf(g, -90.0, 5.0),
+        np.linspace(-110.0, -70.0, 40001),
+    )
+    draws = post["log_rate"].ravel()
+    assert post.settings["optimisation_precision"].startswith("float64")
+    assert abs(draws.mean() - mean) < 0.2 * sd
+    assert abs(draws.std() / sd - 1) < 0.1
+    assert post.settings["pareto_k"] < 0.7
+
+
+def _undefined_above_three(y):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+    numpyro.factor("undefined_above_three", jnp.where(z < 3.0, 0.0, jnp.nan))
+    numpyro.sample("y", dist.Normal(z, 0.1), obs=y)
+
+
+def test_vi_whose_loss_stops_being_finite_keeps_the_last_guide_reached_through_finite_losses_and_is_blocked():
+    """The data pull z towards 10, where the model is undefined: the loss turns NaN on the way
+    (in float32 and again in float64). The guide kept is the last one reached through finite
+    losses; its draws are finite, PSIS judges them, and the gate says what happened."""
+    from wager.kernel.gates import GatePolicy, check
+    from wager.kernel.inference import Model
+
+    model = Model(name="undefined", numpyro_model=_undefined_above_three, data={"y": np.array([10.0])})
+    post = infer(model, InferenceConfig(engine="vi", seed=0, vi_steps=1000, chains=1, draws=1000))
+    settings = post.settings
+    assert settings["guide_from_step"] < settings["elbo_not_finite_from_step"] < 1000
+    assert np.isfinite(post["z"]).all() and np.isfinite(settings["final_elbo_loss"])
+    report, _ = check(post, GatePolicy())
+    assert not report.passed
+    assert f"not finite from step {settings['elbo_not_finite_from_step']}" in report.gates[0].describe()
+
+
+def test_vi_on_data_the_model_cannot_evaluate_anywhere_is_bad_input():
+    from wager.errors import SpecError
+    from wager.kernel.inference import Model
+
+    y = np.array([[1e200, 0.0]])  # (y - mu)^2 overflows float64 too
+    with pytest.raises(SpecError, match="not finite anywhere the variational fit looked") as info:
+        infer(Model(name="overflow", numpyro_model=_one_mean_per_group, data={"y": y}), InferenceConfig(engine="vi", vi_steps=100, chains=1, draws=100))
+    assert info.value.field == "data"
+
+
 def _one_mean_per_group(y):
     import numpyro
     import numpyro.distributions as dist

@@ -100,7 +100,14 @@ def check(posterior: Posterior, policy: GatePolicy) -> tuple[GateReport, Diagnos
         )
     if posterior.engine == "vi":
         k_hat = posterior.settings.get("pareto_k", math.nan)
-        gate = _gate("pareto_k", k_hat, policy.max_pareto_k, "<", "PSIS of the variational draws")
+        where = "PSIS of the variational draws"
+        if "elbo_not_finite_from_step" in posterior.settings:  # wager.kernel.vi._Optimum
+            where += (
+                f"; the optimisation's loss was not finite from step {posterior.settings['elbo_not_finite_from_step']}, "
+                f"so these are the guide's of step {posterior.settings['guide_from_step']}: the model is "
+                "undefined where it went, or its steps were too large (inference.vi_learning_rate)"
+            )
+        gate = _gate("pareto_k", k_hat, policy.max_pareto_k, "<", where)
         return GateReport(gates=(gate,), note="variational draws: checked by PSIS Pareto-k, not by convergence diagnostics"), None
     max_depth = posterior.settings.get("max_tree_depth")
     diag = diagnose(posterior, max_tree_depth=max_depth)

@@ -4,7 +4,8 @@ The guide is a mean-field Normal over the model's latent sites, each mapped to
 unconstrained space by its support's bijection (Kucukelbir et al. 2017,
 "Automatic Differentiation Variational Inference"): ``theta = loc + scale *
 eps``, ``eps ~ N(0, I)``, one flat vector of ``D`` coordinates. It starts at
-the prior's mean (``init_to_mean``) with ``scale = 0.05`` and is fitted by
+the prior's mean (``init_to_mean``; its median where the mean is not finite,
+as a half-Cauchy's is not) with ``scale = 0.05`` and is fitted by
 Adam on the negative ELBO, ``E_q[U(theta)] - sum(log scale) - D/2 (1 + log 2
 pi)``, where ``U`` is NumPyro's potential energy (minus the log joint density
 of the unconstrained parameters, Jacobians included); the step size decays
@@ -27,7 +28,11 @@ The optimisation runs in float32 (JAX's ``enable_x64(False)``, thread-local):
 Adam's gradient noise is orders of magnitude above float32 rounding, and on CPU
 a step of the 304-series forecast model measured about 1.4x faster and its
 compilation half as long. The draws and their log ratios, which the gate reads,
-are float64.
+are float64. Where float32's loss is not finite at the end (data of 1e20, whose
+squares overflow it), the fit runs again in float64. Where that diverges too (a
+step size too large), the guide kept is the last one reached through finite
+losses, the step recorded: PSIS judges it like any other, and data the model
+cannot evaluate at all are bad input.
 
 Everything here is a pure function of ``(key, arrays)`` under ``jax.jit``,
 made once per model, constant data and array shapes and kept (like NUTS's
@@ -46,6 +51,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from wager.errors import SpecError
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn
 from wager.kernel.posterior import Posterior
 from wager.kernel.seeds import chain_seeds
@@ -74,16 +80,17 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
     import jax
 
     fit_seed, draw_seed = chain_seeds(config.seed, 2)
-    fit, state, losses = _optimise(model, config, fit_seed, progress)
+    fit, found = _optimise(model, config, fit_seed, progress)
     arrays, _ = split_data(model.data)
-    steps = config.vi_steps
 
-    flat, log_w = fit.draw(state, jax.random.PRNGKey(draw_seed), arrays)
+    flat, log_w = fit.draw(found.state, jax.random.PRNGKey(draw_seed), arrays)
     log_w = np.asarray(log_w)
     from wager.kernel.diagnostics import pareto_smoothed_log_weights
 
     finite = np.isfinite(log_w)
-    k_hat = pareto_smoothed_log_weights(np.where(finite, log_w, -np.inf))[1] if finite.all() else float("inf")
+    if not finite.any():
+        raise SpecError("data", UNEVALUABLE)
+    k_hat = pareto_smoothed_log_weights(log_w)[1] if finite.all() else float("inf")
     draws = {k: np.asarray(v).reshape((config.chains, config.draws) + np.shape(v)[1:]) for k, v in flat.items()}
     return Posterior(
         draws=draws,
@@ -97,40 +104,88 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
             "draws": config.draws,
             "guide": "mean-field Normal in unconstrained space (ADVI)",
             "optimizer": f"Adam, step size {config.vi_learning_rate} decaying exponentially to x{DECAY}",
-            "vi_steps": steps,
+            "vi_steps": config.vi_steps,
             "vi_particles": config.vi_particles,
-            "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20) :])),
-            "optimisation_precision": "float32 (draws and log ratios float64)",
+            **found.settings(),
             "pareto_k": k_hat,
             **numerics,
         },
     )
 
 
-def _optimise(model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None) -> tuple["_Fit", Any, np.ndarray]:
-    """Fit the guide by ``config.vi_steps`` Adam steps from ``seed``: the compiled fit, its final state, the losses."""
-    import jax
+UNEVALUABLE = (
+    "the model's log density is not finite anywhere the variational fit looked (its start, every step, the guide's "
+    "draws): the data hold values far outside the model's scale (e.g. 1e300) or values the model gives zero probability"
+)
+"""Why no variational fit exists: the model cannot be evaluated on this data."""
 
+
+@dataclass(frozen=True)
+class _Optimum:
+    """Where the optimisation ended: the guide's ``state`` after ``steps`` Adam steps, the ``losses`` of
+    every step taken, and the ``precision`` it ran in. ``diverged_at``: the first step whose loss was not
+    finite when the run ended with non-finite losses; the state is then the last one reached through
+    finite losses only (``steps``), which PSIS judges like any other guide."""
+
+    state: Any
+    losses: np.ndarray
+    steps: int
+    precision: str
+    diverged_at: int | None = None
+
+    @property
+    def final_loss(self) -> float:
+        kept = self.losses[: self.steps]
+        return float(np.mean(kept[-max(1, len(kept) // 20) :])) if kept.size else float("nan")
+
+    def settings(self) -> dict[str, Any]:
+        """What a posterior records about the optimisation."""
+        out: dict[str, Any] = {"final_elbo_loss": self.final_loss, "optimisation_precision": self.precision}
+        if self.diverged_at is not None:
+            out["elbo_not_finite_from_step"] = self.diverged_at
+            out["guide_from_step"] = self.steps
+        return out
+
+
+def _optimise(model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None) -> tuple["_Fit", _Optimum]:
+    """Fit the guide by ``config.vi_steps`` Adam steps from ``seed``, in float32; if its loss is not finite
+    at the end, again in float64 (wider range: data of 1e20 overflow float32's squares), and if it still
+    is not, keep the last state reached through finite losses only (see ``_Optimum``)."""
     from wager.kernel.nuts import split_data
 
     arrays, constants = split_data(model.data)
     fit = _compiled_fit(model.numpyro_model, constants, dict(model.exact_overrides), arrays, config)
-    steps = config.vi_steps
-    label = f"SVI ({steps} steps)"
+    for x64 in (False, True):
+        found = _adam(fit, arrays, config.vi_steps, seed, x64, progress)
+        if found.diverged_at is None:
+            return fit, found
+    if not np.isfinite(found.losses).any():
+        raise SpecError("data", UNEVALUABLE)
+    return fit, found
+
+
+def _adam(fit: "_Fit", arrays: Mapping[str, Any], steps: int, seed: int, x64: bool, progress: ProgressFn | None) -> _Optimum:
+    """``steps`` Adam steps in chunks (progress after each), remembering the last state whose every loss was finite."""
+    import jax
+
+    precision = "float64 (float32's loss was not finite)" if x64 else "float32 (draws and log ratios float64)"
+    label = f"SVI ({steps} steps{', float64' if x64 else ''})"
     chunk = max(1, steps // CHUNKS)
-    state = fit.init(jax.random.PRNGKey(seed), arrays)
-    losses, done = [], 0
+    state = fit.init(jax.random.PRNGKey(seed), arrays, x64)
+    kept, kept_at, losses, done = state, 0, [], 0
     while done < steps:
         n = min(chunk, steps - done)
-        state, chunk_losses = fit.run(state, arrays, n)
-        losses.append(np.asarray(chunk_losses))
+        state, chunk_losses = fit.run(state, arrays, n, x64)
+        losses.append(np.asarray(chunk_losses, dtype=float))
         done += n
+        if kept_at == done - n and np.isfinite(losses[-1]).all():
+            kept, kept_at = state, done
         if progress:
             progress(label, done, steps)
     losses = np.concatenate(losses)
-    if not np.isfinite(losses[-max(1, steps // 10) :]).all():
-        raise FloatingPointError("the ELBO was not finite at the end of the optimisation")
-    return fit, state, losses
+    if np.isfinite(losses[-max(1, steps // 10) :]).all():
+        return _Optimum(state, losses, steps, precision)
+    return _Optimum(kept, losses, kept_at, precision, diverged_at=int(np.flatnonzero(~np.isfinite(losses))[0]))
 
 
 @dataclass(frozen=True)
@@ -149,14 +204,13 @@ def fit_guide(model: Model, config: InferenceConfig, seed: int, progress: Progre
     from wager.kernel.nuts import configure_jax
 
     configure_jax()
-    fit, state, losses = _optimise(model, config, seed, progress)
-    loc, scale = fit.moments(state)
-    steps = config.vi_steps
+    fit, found = _optimise(model, config, seed, progress)
+    loc, scale = fit.moments(found.state)
     return Guide(
         loc={k: np.asarray(v, dtype=float) for k, v in loc.items()},
         scale={k: np.asarray(v, dtype=float) for k, v in scale.items()},
-        steps=steps,
-        final_elbo_loss=float(np.mean(losses[-max(1, steps // 20) :])),
+        steps=found.steps,
+        final_elbo_loss=found.final_loss,
     )
 
 
@@ -176,7 +230,6 @@ class _Fit:
         from jax.example_libraries.optimizers import adam, exponential_decay
         from jax.flatten_util import ravel_pytree
         from numpyro import handlers
-        from numpyro.infer import init_to_mean
         from numpyro.infer.util import potential_energy
 
         from wager.kernel.nuts import _Bound
@@ -196,7 +249,7 @@ class _Fit:
 
         def init(key: Any, arrays: Mapping[str, Any]) -> Any:
             key_init, key_run = jax.random.split(key)
-            seeded = handlers.substitute(handlers.seed(model, key_init), substitute_fn=init_to_mean)
+            seeded = handlers.substitute(handlers.seed(model, key_init), substitute_fn=_prior_centre)
             trace = handlers.trace(seeded).get_trace(**arrays)
             loc = unconstrained({k: trace[k]["value"] for k in shapes})
             rho = jnp.full(dim, np.log(np.expm1(INIT_SCALE)))  # softplus(rho) = INIT_SCALE
@@ -237,21 +290,34 @@ class _Fit:
 
         init_jit, run_jit = jax.jit(init), jax.jit(run, static_argnums=2)
 
-        def init32(key: Any, arrays: Mapping[str, Any]) -> Any:
-            with jax.enable_x64(False):
+        # data beyond float32's range become inf when cast, which the retry in float64 is for: no warning
+        def init_in(key: Any, arrays: Mapping[str, Any], x64: bool = False) -> Any:
+            with jax.enable_x64(x64), np.errstate(over="ignore"):
                 return init_jit(key, arrays)
 
-        def run32(state: Any, arrays: Mapping[str, Any], n: int) -> Any:
-            with jax.enable_x64(False):
+        def run_in(state: Any, arrays: Mapping[str, Any], n: int, x64: bool = False) -> Any:
+            with jax.enable_x64(x64), np.errstate(over="ignore"):
                 return run_jit(state, arrays, n)
 
         def moments(state: Any) -> tuple[dict, dict]:
             loc, rho = opt_params(state[0])
             return unravel(loc), unravel(jax.nn.softplus(rho))
 
-        self.init, self.run = init32, run32
+        self.init, self.run = init_in, run_in
         self.draw = jax.jit(draw)
         self.moments = moments
+
+
+def _prior_centre(site: Mapping[str, Any]) -> Any:
+    """Where the guide starts for ``site``: its prior's mean, or its median where the mean is not finite
+    (a half-Cauchy's is infinite, a Cauchy's undefined); NumPyro's ``init_to_mean`` would start at inf."""
+    import jax.numpy as jnp
+    from numpyro.infer import init_to_mean, init_to_median
+
+    mean = init_to_mean(site)
+    if mean is None:
+        return None
+    return jnp.where(jnp.isfinite(mean), mean, init_to_median(site))
 
 
 def _strong(tree: Any) -> Any:
