@@ -335,6 +335,45 @@ def test_vi_on_data_the_model_cannot_evaluate_anywhere_is_bad_input():
     assert info.value.field == "data"
 
 
+def test_psis_weights_are_trusted_below_the_published_bound_and_resampled_systematically():
+    from wager.kernel.vi import reliable_k, systematic_resample
+
+    # Vehtari et al. (2024): k_hat < min(1 - 1/log10(S), 0.7)
+    assert reliable_k(100) == pytest.approx(0.5)
+    assert reliable_k(4000) == 0.7
+    w = np.random.default_rng(0).gamma(0.5, size=1000)
+    w /= w.sum()
+    picked = systematic_resample(w, np.random.default_rng(1))
+    counts = np.bincount(picked, minlength=w.size)
+    # systematic resampling keeps each draw floor(n w) or ceil(n w) times, its copies adjacent
+    assert counts.sum() == w.size and np.all(np.abs(counts - w.size * w) < 1)
+    assert np.all(np.diff(picked) >= 0)
+
+
+def _flat_location_and_derived_scale(y):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
+    log_sigma = numpyro.sample("log_sigma", dist.Normal(0.0, 1.0))
+    sigma = numpyro.deterministic("sigma", jnp.exp(log_sigma))
+    numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+
+def test_vi_draws_carry_deterministic_sites_and_start_improper_sites_anywhere():
+    """As NUTS's do: a decision or summary may read a deterministic site (eight schools' theta,
+    a revenue per visitor). An improper flat prior cannot be sampled to find the guide's start
+    (the risk reserve's model raised NotImplementedError); it starts at a uniform draw."""
+    from wager.kernel.inference import Model
+
+    y = np.random.default_rng(2).normal(3.0, 2.0, size=200)
+    post = infer(Model(name="flat", numpyro_model=_flat_location_and_derived_scale, data={"y": y}), InferenceConfig(engine="vi", seed=1, chains=2, draws=1000))
+    np.testing.assert_allclose(post["sigma"], np.exp(post["log_sigma"]))
+    assert abs(post["mu"].mean() - y.mean()) < 0.1 and abs(post["sigma"].mean() - y.std()) < 0.2
+
+
 def _one_mean_per_group(y):
     import numpyro
     import numpyro.distributions as dist
