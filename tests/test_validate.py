@@ -49,6 +49,20 @@ def test_the_noncentered_model_passes_validation_with_calibration():
     assert {c["name"]: c["status"] for c in json.loads(out)["checks"]}["sbc"] == "passed"
 
 
+def test_calibration_runs_the_engine_the_run_used(tmp_path):
+    """SBC checks the model and its engine: a variational run is calibrated with VI, not NUTS."""
+    import shutil
+
+    for name in ("eight_schools.py", "eight_schools.csv"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    raw = yaml.safe_load((EXAMPLES / "eight_schools_noncentered.yaml").read_text())
+    raw["inference"] = {"engine": "vi", "seed": 1}
+    (tmp_path / "vi.yaml").write_text(yaml.safe_dump(raw))
+    _, out = validate(str(tmp_path / "vi.yaml"), "--sbc", "10", "--json")
+    sbc = {c["name"]: c for c in json.loads(out)["checks"]}["sbc"]
+    assert sbc["data"]["engine"] == "vi" and sbc["data"]["settings"]["engine"] == "vi"
+
+
 def test_a_recorded_exact_run_validates_with_a_replay_and_a_small_calibration(tmp_path):
     run = runner.invoke(app, ["ab", "--arm", "A=1100/20000", "--arm", "B=1200/20000", "--json"])
     run_id = json.loads(run.stdout)["run_id"]

@@ -195,5 +195,6 @@ def _sbc(spec: Any, base_dir: Path | None, simulations: int, seed: int, executor
 
     if simulations <= 0:
         return "skipped", ["simulation-based calibration not asked for (--sbc 0)"], {}
-    result = sbc(spec, simulations=simulations, seed=seed, executor=executor, progress=progress, base_dir=base_dir)
+    engine = spec.inference.engine  # the engine the run used (or would use): SBC calibrates model and engine
+    result = sbc(spec, simulations=simulations, seed=seed, executor=executor, progress=progress, base_dir=base_dir, engine=engine)
     return ("passed" if result.passed else "failed"), result.lines(), result.to_json()
