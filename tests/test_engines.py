@@ -325,6 +325,30 @@ def test_vi_whose_loss_stops_being_finite_keeps_the_last_guide_reached_through_f
     assert f"not finite from step {settings['elbo_not_finite_from_step']}" in report.gates[0].describe()
 
 
+def _room_below_three(y):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+    numpyro.factor("room", jnp.sqrt(3.0 - z))  # NaN above 3, and so is its gradient
+    numpyro.sample("y", dist.Normal(z, 0.1), obs=y)
+
+
+def test_vi_stops_once_the_guides_parameters_are_not_finite():
+    """A NaN gradient makes Adam's parameters NaN for good: the optimisation stops there (in
+    float32, then in float64) instead of running its remaining steps, and keeps the last guide
+    reached through finite losses."""
+    from wager.kernel.inference import Model
+
+    seen = []
+    model = Model(name="room", numpyro_model=_room_below_three, data={"y": np.array([10.0])})
+    post = infer(model, InferenceConfig(engine="vi", seed=0, vi_steps=1000, chains=1, draws=1000), progress=lambda label, done, total: seen.append(done))
+    assert post.settings["guide_from_step"] < post.settings["elbo_not_finite_from_step"]
+    assert max(seen) < 1000 and len(seen) < 2 * 20  # both precisions stopped early (20 chunks each otherwise)
+    assert np.isfinite(post["z"]).all()
+
+
 def test_vi_on_data_the_model_cannot_evaluate_anywhere_is_bad_input():
     from wager.errors import SpecError
     from wager.kernel.inference import Model

@@ -209,6 +209,8 @@ def _adam(fit: "_Fit", arrays: Mapping[str, Any], steps: int, seed: int, x64: bo
             kept, kept_at = state, done
         if progress:
             progress(label, done, steps)
+        if not np.isfinite(losses[-1]).any() and not fit.finite(state):
+            break  # the guide's parameters are NaN or inf: no step can bring them back
     losses = np.concatenate(losses)
     if np.isfinite(losses[-max(1, steps // 10) :]).all():
         return _Optimum(state, losses, steps, precision)
@@ -248,7 +250,8 @@ class _Fit:
     ``scale = softplus(rho)``; a key; the step count); ``run(state, arrays, n)``
     takes ``n`` Adam steps and returns the new state and the losses;
     ``draw(state, key, arrays)`` gives the guide's constrained draws and their
-    log importance ratios under the exact model.
+    log importance ratios under the exact model; ``finite(state)`` whether the
+    guide's parameters are all finite.
     """
 
     def __init__(self, fn: Callable, constants: Mapping[str, Any], overrides: Mapping[str, Any], example: Mapping[str, Any], config: InferenceConfig) -> None:
@@ -338,9 +341,13 @@ class _Fit:
             loc, rho = opt_params(state[0])
             return unravel(loc), unravel(jax.nn.softplus(rho))
 
+        def finite(state: Any) -> bool:
+            loc, rho = opt_params(state[0])
+            return bool(np.isfinite(np.asarray(loc)).all() and np.isfinite(np.asarray(rho)).all())
+
         self.init, self.run = init_in, run_in
         self.draw = jax.jit(draw)
-        self.moments = moments
+        self.moments, self.finite = moments, finite
 
 
 def _prior_centre(site: Mapping[str, Any]) -> Any:
