@@ -184,7 +184,7 @@ def test_wager_validate_runs_sbc_and_the_prior_check_on_a_forecast_spec(tmp_path
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
-        result = CliRunner().invoke(app, ["validate", str(spec), "--sbc", "1", "--executor", "serial", "--json"])
+        result = CliRunner().invoke(app, ["validate", str(spec), "--sbc", "10", "--executor", "serial", "--json"])
     finally:
         os.chdir(old)
     payload = json.loads(result.stdout)

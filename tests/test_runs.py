@@ -328,3 +328,115 @@ def test_demo_refuses_a_report_path_that_is_a_folder_before_any_work(tmp_path, i
     assert result.exit_code == 2
     assert result.stderr == f"error: --report: is a directory: {tmp_path}\n"
     assert list(isolated_registry.iterdir()) == []
+
+
+# --- the second sweep: outputs, environment, plans, bounds ---------------------------
+
+
+def test_a_report_is_written_through_a_link_and_never_over_a_device(tmp_path):
+    _, run = wager_json("ab", *FOUNDING_ARMS)
+    target = tmp_path / "real.html"
+    target.write_text("old")
+    (tmp_path / "link.html").symlink_to(target)
+    code, out = wager("report", run["run_id"], "--out", str(tmp_path / "link.html"))
+    assert code == 0 and (tmp_path / "link.html").is_symlink() and target.read_text().startswith("<!DOCTYPE html>")
+    for device in ("/dev/null",):  # was replaced by a regular file
+        result = runner.invoke(app, ["report", run["run_id"], "--out", device])
+        assert result.exit_code == 2 and result.stderr == f"error: --out: is not a regular file: {device}\n"
+        assert Path(device).is_char_device()
+
+
+def test_a_report_folder_that_refuses_new_files_is_bad_input_before_anything_is_written():
+    """Permissions alone say /proc is writable to root: creating a file there is what tells."""
+    _, run = wager_json("ab", *FOUNDING_ARMS)
+    result = runner.invoke(app, ["report", run["run_id"], "--out", "/proc/wager-report.html"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --out: cannot create /proc/wager-report.html")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_text_or_json_report_goes_to_the_out_file_when_one_is_given(tmp_path, fmt):
+    _, run = wager_json("ab", *FOUNDING_ARMS)
+    code, out = wager("report", run["run_id"], "--format", fmt, "--out", str(tmp_path / f"r.{fmt}"))
+    assert code == 0 and out == f"Report: {tmp_path / f'r.{fmt}'}\n"
+    written = (tmp_path / f"r.{fmt}").read_text()
+    assert json.loads(written)["run_id"] == run["run_id"] if fmt == "json" else written.startswith("Decision: ")
+
+
+@pytest.mark.parametrize("value, rule", [("   ", "is empty"), ("FILE", "cannot create the folder")])
+def test_a_bad_reports_folder_is_refused_before_the_demo_records_anything(tmp_path, monkeypatch, isolated_registry, value, rule):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("WAGER_REPORTS", str(tmp_path / "file") if value == "FILE" else value)
+    result = runner.invoke(app, ["demo", "--quiet"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: WAGER_REPORTS: ") and rule in result.stderr
+    assert not (isolated_registry / "registry.sqlite").exists()
+
+
+@pytest.mark.parametrize("value, rule", [("   ", "must be a database URL or a file path, got an empty string"), ("FOLDER", "is a folder, not an SQLite file")])
+def test_a_blank_or_folder_wager_db_is_bad_input_not_the_default_registry(tmp_path, monkeypatch, value, rule):
+    monkeypatch.setenv("WAGER_DB", str(tmp_path) if value == "FOLDER" else value)
+    result = runner.invoke(app, ["runs", "list"])
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: WAGER_DB: {rule}")
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["runs", "list", "-n", str(10**23)], "--limit"),
+        (["runs", "list", "--domain", "bogus"], "--domain"),
+        (["validate", "latest", "--sbc", "5"], "--sbc"),
+        (["validate", "latest", "--sbc", str(10**23)], "--sbc"),
+        (["validate", "latest", "--seed", str(10**20), "--sbc", "0"], "--seed"),
+        (["replay", "latest", "--k", "inf"], "--k"),
+    ],
+)
+def test_out_of_range_options_are_bad_input_naming_the_option(args, field):
+    wager("ab", *FOUNDING_ARMS)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert field in result.stderr  # Click's usage errors: one line under `wager` itself (cli.main)
+
+
+def test_a_plan_recorded_after_runs_of_its_name_says_it_is_not_before_the_data(tmp_path):
+    spec = yaml.safe_load((EXAMPLES / "ab_conversion.yaml").read_text())
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(spec))
+    wager("run", str(tmp_path / "run.yaml"))
+    plan_only = {k: v for k, v in spec.items() if k not in ("arms", "data")}
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan_only))
+    code, out = wager("plan", str(tmp_path / "plan.yaml"))
+    assert code == 0 and "1 run of this name was recorded before it" in out
+    _, again = wager("plan", str(tmp_path / "plan.yaml"))
+    assert "It replaces plan" in again
+    _, run = wager_json("run", str(tmp_path / "run.yaml"))
+    assert run["plan"]["matches"] is True and run["plan"]["runs_before"] == 1
+    _, prose = wager("run", str(tmp_path / "run.yaml"), "--quiet")
+    assert "after 1 run of this name, so not before the data" in prose
+    # --no-record still reads the plan
+    _, unrecorded = wager_json("run", str(tmp_path / "run.yaml"), "--no-record")
+    assert unrecorded["plan"]["matches"] is True
+
+
+def test_a_plan_with_a_blank_name_or_a_folder_for_a_spec_is_bad_input(tmp_path):
+    (tmp_path / "plan.yaml").write_text("domain: ab\nname: '  '\ndecision: {min_lift: 0.01}\n")
+    result = runner.invoke(app, ["plan", str(tmp_path / "plan.yaml")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: name: is blank")
+    result = runner.invoke(app, ["plan", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.startswith("error: spec: is a folder, not a spec file")
+
+
+def test_replaying_a_blocked_run_names_its_status_not_none(tmp_path):
+    spec = yaml.safe_load((EXAMPLES / "ab_conversion.yaml").read_text())
+    spec["gates"] = {"max_rhat": 1.0000001}
+    spec["inference"] = {"engine": "nuts", "seed": 1, "chains": 2, "warmup": 100, "draws": 100}
+    (tmp_path / "blocked.yaml").write_text(yaml.safe_dump(spec))
+    code, out = wager_json("run", str(tmp_path / "blocked.yaml"))
+    assert code == 3
+    code, text = wager("replay", out["run_id"], "--quiet")
+    assert code == 0 and "same decision (blocked)" in text
+    _, diff = wager("runs", "diff", out["run_id"], out["run_id"])
+    assert "None" not in diff
+
+
+def test_a_ray_address_nothing_answers_at_is_bad_input_at_once():
+    wager("ab", *FOUNDING_ARMS)
+    result = runner.invoke(app, ["validate", "latest", "--sbc", "10", "--executor", "ray", "--address", "127.0.0.1:1", "--quiet"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --address: nothing answers at 127.0.0.1:1")

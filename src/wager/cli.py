@@ -94,7 +94,7 @@ def demo_command(
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     db: Optional[str] = DbOpt,
-    report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML report (default: reports/ beside the registry)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML report (default: reports/ beside the default registry, or $WAGER_REPORTS)."),
 ) -> None:
     """The founding example: A 1100/20000 vs B 1200/20000, margin 0.005.
 
@@ -107,7 +107,10 @@ def demo_command(
         return parse_spec(FOUNDING_EXAMPLE)
 
     with exits_on_error():
-        check_output_file(report, "--report")
+        if report is not None:
+            check_output_file(report, "--report")
+        else:  # the default folder: refused now rather than after the run is recorded
+            check_output_file(default_reports_dir() / "report.html", "WAGER_REPORTS" if "WAGER_REPORTS" in os.environ else "--report")
     if not as_json:
         typer.echo("wager demo: the founding A/B test (A 1100/20000 vs B 1200/20000, business margin 0.005)\n")
     _execute(build, None, as_json, quiet, Recording(db, True, html_report=report or True))
@@ -130,7 +133,7 @@ def _execute(build: Callable[[], Any], base_dir: Optional[Path], as_json: bool, 
         spec = build()
         problem = prepare(spec, base_dir)  # bad input stops here, before the registry is opened
         registry = _open_registry(recording.db) if recording.enabled else None
-        plan = _plan_check(registry, spec) if registry is not None else None
+        plan = _plan_check(registry, spec) if registry is not None else _plan_check_unrecorded(recording.db, spec)
         with _progress(enabled=not (quiet or as_json)) as progress:
             result = run(spec, base_dir=base_dir, progress=progress, problem=problem)
         sensitivity = _sensitivity(result, base_dir)
@@ -212,7 +215,20 @@ def _plan_check(registry: Any, spec: Any) -> Any:
 
     policy = policy_from_spec(spec)
     plan = registry.latest_plan(policy.domain, policy.name)
-    return check_against_plan(plan, policy) if plan is not None else None
+    if plan is None:
+        return None
+    return check_against_plan(plan, policy, registry.runs_named(policy.domain, policy.name, before=plan.created_at))
+
+
+def _plan_check_unrecorded(db: Optional[str], spec: Any) -> Any:
+    """``--no-record`` still compares the policy with its plan, where the registry can be read
+    (reading creates nothing); a registry that cannot be read skips the comparison."""
+    from wager.errors import RegistryError
+
+    try:
+        return _plan_check(_open_registry(db), spec)
+    except RegistryError:
+        return None
 
 
 def _sensitivity(result: Any, base_dir: Optional[Path]) -> Any:
@@ -232,8 +248,11 @@ def _write_report(record: Any, where: Path | bool) -> Path:
 
 
 def default_reports_dir() -> Path:
-    """``$WAGER_REPORTS``, else ``reports/`` in wager's data folder (beside the default registry)."""
-    if os.environ.get("WAGER_REPORTS"):
+    """``$WAGER_REPORTS``, else ``reports/`` in wager's data folder (beside the default registry);
+    a blank ``$WAGER_REPORTS`` is bad input, as a blank ``$WAGER_DB`` is."""
+    if "WAGER_REPORTS" in os.environ:
+        if not os.environ["WAGER_REPORTS"].strip():
+            raise SpecError("WAGER_REPORTS", "is empty: name a folder, or unset it for reports/ beside the default registry")
         return Path(os.environ["WAGER_REPORTS"])
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return data_home / "wager" / "reports"
@@ -263,9 +282,14 @@ def _dump(value: Any) -> None:
     """One JSON object on stdout: every command's ``--json`` goes through here. JSON has
     no NaN or infinity, so a non-finite number (R-hat of one chain) is written as null,
     the way the recorded report does (``jsonable``)."""
+    typer.echo(json_text(value), nl=False)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text (non-finite numbers as null), ending in a newline."""
     from wager.workflow.record import jsonable
 
-    typer.echo(json.dumps(jsonable(value), indent=2, allow_nan=False))
+    return json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n"
 
 
 class _progress:

@@ -18,6 +18,7 @@ from wager.cli import (
     JsonOpt,
     QuietOpt,
     _dump,
+    json_text,
     _open_registry,
     _progress,
     app,
@@ -36,9 +37,14 @@ def _guard(fn: Any) -> Any:
         return fn()
 
 
+def _decision(decision: dict) -> str:
+    """``decided 'ship B'`` or ``blocked``: a blocked run has no action to name."""
+    return f"{decision['status']} {decision['action']!r}" if decision.get("action") is not None else str(decision["status"])
+
+
 @runs_app.command("list")
 def runs_list(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs, newest first."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=10**9, help="How many runs, newest first."),
     domain: Optional[str] = typer.Option(None, "--domain", help="Only this domain (ab, model, ...)."),
     status: Optional[str] = typer.Option(None, "--status", help="Only decided or blocked runs."),
     db: Optional[str] = DbOpt,
@@ -50,6 +56,10 @@ def runs_list(
     def go() -> Any:
         if status is not None and status not in RUN_STATUSES:
             raise SpecError("--status", f"must be {' or '.join(RUN_STATUSES)}, got {status!r}")
+        from wager.workflow.specs import schemas
+
+        if domain is not None and domain not in schemas():
+            raise SpecError("--domain", f"must be one of {', '.join(schemas())}; got {domain!r}")
         return _open_registry(db).list(limit=limit, domain=domain, status=status)
 
     rows = _guard(go)
@@ -130,15 +140,15 @@ def runs_diff(
         for change in items:
             typer.echo(f"  {change.describe()}")
     if decisions[0] != decisions[1]:
-        typer.echo(f"decision: {decisions[0]['status']} {decisions[0]['action']!r} -> {decisions[1]['status']} {decisions[1]['action']!r}")
+        typer.echo(f"decision: {_decision(decisions[0])} -> {_decision(decisions[1])}")
     else:
-        typer.echo(f"decision unchanged: {decisions[0]['status']} {decisions[0]['action']!r}")
+        typer.echo(f"decision unchanged: {_decision(decisions[0])}")
 
 
 @app.command("replay")
 def replay_command(
     run: str = typer.Argument(..., metavar="RUN", help="A run id, a unique prefix of one, or 'latest'."),
-    k: float = typer.Option(4.0, "--k", min=0.5, help="Tolerance in Monte Carlo standard errors when bit-identity is not expected."),
+    k: float = typer.Option(4.0, "--k", min=0.5, max=100.0, help="Tolerance in Monte Carlo standard errors when bit-identity is not expected (0.5 to 100)."),
     db: Optional[str] = DbOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -173,20 +183,27 @@ def plan_command(
 
     def go() -> Any:
         policy = policy_from_payload(read_spec_file(spec_path))
-        return _open_registry(db).record_plan(policy.domain, policy.name, policy.policy, policy.digest)
+        registry = _open_registry(db)
+        earlier = registry.latest_plan(policy.domain, policy.name)
+        runs_before = registry.runs_named(policy.domain, policy.name)
+        return registry.record_plan(policy.domain, policy.name, policy.policy, policy.digest), earlier, runs_before
 
-    plan = _guard(go)
+    plan, earlier, runs_before = _guard(go)
     if as_json:
-        _dump(plan.__dict__)
+        _dump({**plan.__dict__, "replaces": earlier.plan_id if earlier else None, "runs_before": runs_before})
         return
     typer.echo(f"Recorded plan {plan.plan_id} for {plan.domain} {plan.name!r} (policy hash {plan.policy_hash[:12]}).")
+    if earlier is not None:
+        typer.echo(f"It replaces plan {earlier.plan_id} (recorded {earlier.created_at[:19]} UTC).")
+    if runs_before:
+        typer.echo(f"{runs_before} run{'s' if runs_before > 1 else ''} of this name {'were' if runs_before > 1 else 'was'} recorded before it: this plan does not precede that data, and runs will say so.")
     typer.echo("Runs with this domain and name will report whether their decision policy still matches it.")
 
 
 @app.command("report")
 def report_command(
     run: str = typer.Argument(..., metavar="RUN", help="A run id, a unique prefix of one, or 'latest'."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the HTML (default: wager-report-RUN.html here)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the report (default: the HTML to wager-report-RUN.html here, text and JSON to the terminal)."),
     fmt: str = typer.Option("html", "--format", help="html (a self-contained file), text or json."),
     db: Optional[str] = DbOpt,
 ) -> None:
@@ -194,18 +211,22 @@ def report_command(
     if fmt not in ("html", "text", "json"):
         typer.echo(f"error: --format: must be html, text or json; got {fmt!r}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    if fmt == "html":
-        _guard(lambda: check_output_file(out, "--out"))
+    _guard(lambda: check_output_file(out, "--out"))
     registry = _guard(lambda: _open_registry(db))
     record = _guard(lambda: registry.load(run))
     from wager.workflow import report
 
+    if fmt == "html" and out is None:
+        out = Path(f"wager-report-{record.run_id}.html")
+        _guard(lambda: check_output_file(out, "--out"))
     if fmt == "text":
-        for line in report.plain_report(record):
-            typer.echo(line)
+        text = "\n".join(report.plain_report(record)) + "\n"
     elif fmt == "json":
-        _dump(report.json_report(record))
+        text = json_text(report.json_report(record))
     else:
-        validations = _guard(lambda: registry.validations(record.run_id))
-        path = report.write_html_report(record, out or Path(f"wager-report-{record.run_id}.html"), validations)
-        typer.echo(f"HTML report: {path}")
+        text = report.html_report(record, _guard(lambda: registry.validations(record.run_id)))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    path = report.write_text(out, text)
+    typer.echo(f"{'HTML report' if fmt == 'html' else 'Report'}: {path}")

@@ -14,6 +14,9 @@ from typing import Any, Optional
 import typer
 
 from wager.cli import EXIT_CHECK_FAILED, DbOpt, JsonOpt, QuietOpt, _dump, _open_registry, _progress, app, check_output_file, exits_on_error
+from wager.errors import SpecError
+from wager.kernel.seeds import MAX_SEED
+from wager.workflow.sbc import MAX_SIMULATIONS as MAX_SBC_SIMULATIONS, MIN_SIMULATIONS as MIN_SBC_SIMULATIONS
 
 
 def _looks_like_spec(target: str) -> bool:
@@ -26,8 +29,8 @@ def _looks_like_spec(target: str) -> bool:
 @app.command("validate")
 def validate_command(
     target: str = typer.Argument(..., metavar="SPEC|RUN", help="A spec file, or a recorded run (id, unique prefix, or 'latest')."),
-    sbc: int = typer.Option(100, "--sbc", min=0, help="Simulation-based calibration replications (0 skips it)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the simulations (SBC, predictive checks)."),
+    sbc: int = typer.Option(100, "--sbc", min=0, max=MAX_SBC_SIMULATIONS, help=f"Simulation-based calibration replications (0 skips it; else at least {MIN_SBC_SIMULATIONS})."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the simulations (SBC, predictive checks)."),
     executor: str = typer.Option("process", "--executor", help="Where SBC fits run: serial, process (a local spawn pool) or ray."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Parallel workers (default: the CPUs available)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
@@ -38,11 +41,15 @@ def validate_command(
     quiet: bool = QuietOpt,
 ) -> None:
     """Gates, replay, predictive checks and simulation-based calibration in one command (exit 4 on failure)."""
-    from wager.executors import make_executor
+    from wager.executors import check_ray_address, make_executor
     from wager.workflow.validate import validate
 
     def go() -> Any:
+        if 0 < sbc < MIN_SBC_SIMULATIONS:
+            raise SpecError("--sbc", f"must be 0 (skip it) or at least {MIN_SBC_SIMULATIONS}: fewer simulations fill too few rank bins to test; got {sbc}")
         check_output_file(junit, "--junit")
+        if executor == "ray" and sbc:
+            check_ray_address(address)
         pool = make_executor(executor, workers=workers, address=address)
         with _progress(enabled=not (quiet or as_json)) as progress:
             if _looks_like_spec(target):
@@ -75,7 +82,7 @@ def validate_command(
 def monitor_command(
     run: str = typer.Argument(..., metavar="RUN", help="A recorded run (id, unique prefix, or 'latest')."),
     data: Path = typer.Option(..., "--data", help="The new window: a table (CSV/parquet) or YAML/JSON with arms: or data:."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the predictive simulations."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the predictive simulations."),
     alpha: float = typer.Option(0.01, "--alpha", min=1e-6, max=0.5, help="False-alarm rate of each check."),
     db: Optional[str] = DbOpt,
     as_json: bool = JsonOpt,

@@ -253,3 +253,33 @@ def make_executor(name: str = "process", workers: int | None = None, address: st
     if name == "ray":
         return RayExecutor(address=address, workers=workers)
     raise SpecError("executor", f"must be one of {', '.join(EXECUTORS)}, got {name!r}")
+
+
+RAY_CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a Ray cluster's address to accept a connection (Ray itself retries for minutes)."""
+
+
+def check_ray_address(address: str | None, field: str = "--address") -> None:
+    """Refuse, before any work, a Ray cluster address nothing answers at (Ray itself retries for
+    minutes): ``host:port`` or ``ray://host:port``; ``None`` checks ``$RAY_ADDRESS`` if set
+    (``auto`` and ``local`` are Ray's to resolve)."""
+    if address is None:
+        address, field = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
+        if address is None:
+            return
+    import socket
+    from urllib.parse import urlsplit
+
+    if address in ("auto", "local"):
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise SpecError(field, f"must be host:port or ray://host:port (or auto); got {address!r}")
+    try:
+        socket.create_connection((host, port), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise SpecError(field, f"nothing answers at {host}:{port} within {RAY_CONNECT_TIMEOUT:g} s ({error.strerror or error})") from None

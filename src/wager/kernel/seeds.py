@@ -9,11 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 
+MAX_SEED = 2**63 - 1
+"""The largest seed: seeds are non-negative 64-bit signed integers."""
+
+
 def check_seed(seed: object, field: str = "seed") -> int:
     """An integer seed in [0, 2**63), or ``ValueError`` naming ``field``."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"{field} must be an integer, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**63:
+    if not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"{field} must be in [0, 2**63), got {seed}")
     return int(seed)
 

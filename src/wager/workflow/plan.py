@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from wager.errors import from_pydantic
+from wager.errors import SpecError, from_pydantic
 from wager.workflow.diff import Change, changes
 from wager.workflow.manifest import policy_digest, policy_of
 
@@ -35,6 +35,8 @@ def policy_from_payload(payload: Any) -> Policy:
     fields = schema_for(payload).model_fields
     domain = payload.get("domain", "ab")
     name = _validated(fields["name"], payload, "name") if "name" in fields else None
+    if isinstance(name, str) and not name.strip():
+        raise SpecError("name", "is blank: runs find their plan by domain and name")
     decision_field = fields["decision"]
     policy = _validated(decision_field, payload, "decision")
     dumped = TypeAdapter(decision_field.annotation).dump_python(policy, mode="json")
@@ -66,6 +68,8 @@ class PlanCheck:
     planned_at: str
     matches: bool
     changes: tuple[Change, ...]
+    runs_before: int = 0
+    """Runs of this domain and name recorded before the plan: a plan made after data is no pre-registration."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,17 +77,24 @@ class PlanCheck:
             "planned_at": self.planned_at,
             "matches": self.matches,
             "changes": [c.to_json() for c in self.changes],
+            "runs_before": self.runs_before,
         }
 
     def line(self) -> str:
         if self.matches:
-            return f"Policy matches plan {self.plan_id} (recorded {self.planned_at[:19]} UTC, before the data)."
+            return f"Policy matches plan {self.plan_id} (recorded {self.planned_at[:19]} UTC, {self.when()})."
         listed = "; ".join(c.describe() for c in self.changes)
-        return f"Policy DIFFERS from plan {self.plan_id} (recorded {self.planned_at[:19]} UTC): {listed}."
+        return f"Policy DIFFERS from plan {self.plan_id} (recorded {self.planned_at[:19]} UTC, {self.when()}): {listed}."
+
+    def when(self) -> str:
+        if not self.runs_before:
+            return "before the data"
+        return f"after {self.runs_before} run{'s' if self.runs_before > 1 else ''} of this name, so not before the data"
 
 
-def check_against_plan(plan: Any, policy: Policy) -> PlanCheck:
-    """Compare ``policy`` with a recorded plan (``PlanRecord``)."""
+def check_against_plan(plan: Any, policy: Policy, runs_before: int = 0) -> PlanCheck:
+    """Compare ``policy`` with a recorded plan (``PlanRecord``); ``runs_before``: runs of this
+    domain and name recorded before the plan."""
     found = changes(plan.policy, policy.policy, "decision", "policy")
-    return PlanCheck(plan_id=plan.plan_id, planned_at=plan.created_at, matches=not found, changes=tuple(found))
+    return PlanCheck(plan_id=plan.plan_id, planned_at=plan.created_at, matches=not found, changes=tuple(found), runs_before=runs_before)
 

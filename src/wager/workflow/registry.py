@@ -120,9 +120,8 @@ def default_url() -> str:
     ``$XDG_DATA_HOME/wager/registry.sqlite`` (``~/.local/share`` when unset).
     Nothing is created here: the folder comes with the first recorded run.
     """
-    configured = os.environ.get("WAGER_DB", "").strip()
-    if configured:
-        return as_url(configured, "WAGER_DB")
+    if "WAGER_DB" in os.environ:  # set but blank is bad input, not the default registry
+        return as_url(os.environ["WAGER_DB"], "WAGER_DB")
     base = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
     return as_url(str(Path(base).expanduser() / "wager" / "registry.sqlite"))
 
@@ -139,7 +138,10 @@ def as_url(db: str, field: str = "--db") -> str:
         return db
     if db == ":memory:":
         return "sqlite://"
-    return "sqlite:///" + str(Path(db).expanduser().resolve())
+    path = Path(db).expanduser().resolve()
+    if path.is_dir():
+        raise RegistryInputError(field, f"is a folder, not an SQLite file: {path}")
+    return "sqlite:///" + str(path)
 
 
 class Registry:
@@ -292,6 +294,15 @@ class Registry:
             query = query.limit(limit)
         with database_errors(self._url, "listing runs"), self._reader().connect() as conn:
             return [RunSummary(**row._mapping) for row in conn.execute(query)]
+
+    def runs_named(self, domain: str, name: str | None, before: str | None = None) -> int:
+        """How many runs of exactly this ``domain`` and ``name`` are recorded (before ``before``, a
+        ``created_at`` timestamp, when given): whether a plan came before the data."""
+        query = sa.select(sa.func.count()).select_from(runs).where(runs.c.domain == domain, runs.c.name == name)
+        if before is not None:
+            query = query.where(runs.c.created_at < before)
+        with database_errors(self._url, "counting runs"), self._reader().connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def count(self) -> int:
         """How many runs are recorded."""

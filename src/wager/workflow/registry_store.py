@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -204,17 +205,28 @@ def check_creatable(path: Path, url: str) -> None:
 
 def why_not_creatable(path: Path) -> str | None:
     """Why a file could not be created at ``path``, folders included (``None``: it
-    could): it is a folder, or the nearest folder that exists on its path is not a
-    folder or not writable. Also used for the files the CLI writes (``--out``, ``--junit``)."""
+    could): it is a folder or another file that is not a regular one (a device such as
+    /dev/null, a pipe), or the nearest folder that exists on its path is not a folder or
+    refuses a new file (tried: permissions alone miss read-only file systems and /proc).
+    A link to a regular file is written through. Also used for the files the CLI writes
+    (``--out``, ``--junit``, the reports folder)."""
     if path.is_dir():
         return f"is a directory: {path}"
-    existing = path.parent
+    if path.exists() and not path.resolve().is_file():
+        return f"is not a regular file: {path}"
+    target = path.resolve() if path.is_symlink() else path
+    existing = target.parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        return f"cannot create the folder {path.parent}: {existing} is not a folder"
+        return f"cannot create the folder {target.parent}: {existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot create {path}: the folder {existing} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"cannot create {path}: the folder {existing} refuses new files ({error.strerror or error})"
     return None
 
 

@@ -56,7 +56,7 @@ class Replay:
                 f"posterior means within {self.k:g} Monte Carlo standard errors "
                 "(numerics fingerprint differs, so bit-identity is not expected)"
             )
-            out.append(f"Replay of run {self.run_id} AGREES: {how}; same decision ({self.new_decision.get('action')}).")
+            out.append(f"Replay of run {self.run_id} AGREES: {how}; same decision ({self.new_decision.get('action') or self.new_decision.get('status', 'none')}).")
         else:
             out.append(f"Replay of run {self.run_id} DISAGREES.")
             if not self.identity_matches:

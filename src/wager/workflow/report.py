@@ -476,11 +476,18 @@ def html_report(record: Any, validations: Sequence[Mapping[str, Any]] = ()) -> s
 
 
 def write_html_report(record: Any, path: str | Path, validations: Sequence[Mapping[str, Any]] = ()) -> Path:
-    """Write ``html_report(record)`` to ``path`` (folders made as needed), atomically:
-    written beside it first, then renamed; a failed write leaves no partial file."""
+    """Write ``html_report(record)`` to ``path``: see ``write_text``."""
+    return write_text(path, html_report(record, validations))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (folders made as needed), atomically: written beside
+    it first, then renamed; a failed write leaves no partial file. A link is written
+    through to the file it names, not replaced."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = html_report(record, validations)
     partial = path.with_name(f".{path.name}.partial")
     try:
         partial.write_text(text, encoding="utf-8")

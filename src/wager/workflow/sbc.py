@@ -200,9 +200,16 @@ class SBCResult:
             mark = "ok  " if q.passed else "FAIL"
             out.append(
                 f"  {mark} {name}: max |ECDF - uniform| {q.uniformity.max_ecdf_difference:.3f}, "
-                f"chi-square p {q.uniformity.chi2_p_value:.2g} ({q.uniformity.bins} bins)"
+                + (f"chi-square p {q.uniformity.chi2_p_value:.2g} ({q.uniformity.bins} bins)" if q.uniformity.bins > 1 else "too few simulations for a chi-square test")
             )
         return out
+
+
+MIN_SIMULATIONS = 10
+"""The fewest simulations ``wager validate --sbc`` runs: 10 fill two bins of the chi-square
+test at 5 ranks a bin; fewer test nothing worth reading."""
+MAX_SIMULATIONS = 100_000
+"""The most ``wager validate --sbc`` runs (a bound, not a budget: each is a full fit)."""
 
 
 def sbc(

@@ -87,6 +87,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a YAML (or JSON) spec file."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError("spec", f"is a folder, not a spec file: {path}")
     if not path.is_file():
         raise SpecError("spec", f"no such file: {path}")
     try:
