@@ -110,6 +110,43 @@ def unit_normal_spec(tmp_path: Path, y: np.ndarray, prior_scale: float = 10.0) -
     return path
 
 
+def test_the_shipped_revenue_example_validates_its_purchases_and_passes_over_its_spend_factor():
+    """Its spend enters as a factor (sufficient statistics): no data to replicate there, which is
+    no reason to fail; the purchases are checked (the validation was an internal error)."""
+    code, out = validate(str(EXAMPLES / "ab_revenue.yaml"), "--sbc", "0", "--json")
+    assert code == 0, out
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["predictive"]["status"] == "passed"
+    assert {c["statistic"] for c in checks["predictive"]["data"]["checks"]} >= {"mean", "sd"}
+
+
+@pytest.mark.parametrize(
+    "body, skipped",
+    [
+        ('    numpyro.factor("penalty", -0.01 * mu**2)\n    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)\n', ()),
+        ('    numpyro.deterministic("twice", 2 * mu)\n', ("prior predictive", "sbc")),
+    ],
+    ids=["a factor beside the likelihood", "no likelihood"],
+)
+def test_checks_that_cannot_apply_to_a_model_are_skipped_with_their_reason(tmp_path, body, skipped):
+    (tmp_path / "m.py").write_text("import numpyro\nimport numpyro.distributions as dist\n\n\ndef model(y, priors):\n    mu = numpyro.sample(\"mu\", priors[\"mu\"])\n" + body)
+    spec = {
+        "domain": "model", "name": "m", "model": "m.py:model", "data": {"y": [0.1, -0.4, 0.8, 0.3]},
+        "priors": {"mu": {"family": "normal", "params": {"loc": 0, "scale": 1}, "why": "test", "source": "test"}},
+        "inference": {"engine": "nuts", "chains": 4, "warmup": 500, "draws": 1000, "seed": 1},
+        "sensitivity": {"enabled": False},
+    }
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(spec))
+    code, out = validate(str(tmp_path / "m.yaml"), "--sbc", "10", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code in (0, 4), out  # never an internal error
+    for name in skipped:
+        assert checks[name]["status"] == "skipped" and checks[name]["lines"][0] != "", checks[name]
+    if not skipped:
+        assert checks["predictive"]["status"] != "skipped" and checks["sbc"]["status"] == "skipped"
+        assert "numpyro.factor" in checks["sbc"]["lines"][0]
+
+
 def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tmp_path):
     rng = np.random.default_rng(7)
     # sd 5 where the model allows sd 1: sd(y_rep) never reaches sd(y), ppp ~ 0

@@ -29,6 +29,12 @@ class RegistryError(WagerError):
     plan or database (password masked) and the rule that was broken."""
 
 
+class CheckNotApplicable(WagerError):
+    """A validation check cannot apply to this model, and the message says why (a likelihood
+    over a statistic the model computes, or written as a factor): ``wager validate`` reports
+    the check as skipped with that reason."""
+
+
 def from_pydantic(exc: "Exception", prefix: str = "") -> SpecError:
     """One ``SpecError`` from a pydantic ``ValidationError`` (its first error)."""
     errors = exc.errors()  # type: ignore[attr-defined]

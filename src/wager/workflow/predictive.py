@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import stats as sps
 
+from wager.errors import CheckNotApplicable
 from wager.kernel.inference import Model
 from wager.kernel.posterior import Posterior
 
@@ -47,6 +48,7 @@ def observed_sites(model: Model) -> dict[str, str]:
     configure_jax()
     import jax
     from numpyro import handlers
+    from numpyro.distributions import Unit
 
     if model.numpyro_model is None:
         raise ValueError(f"model {model.name!r} has no NumPyro model to replicate data from")
@@ -54,7 +56,7 @@ def observed_sites(model: Model) -> dict[str, str]:
     trace = handlers.trace(handlers.seed(model.numpyro_model, jax.random.PRNGKey(0))).get_trace(**data)
     found = {}
     for name, site in trace.items():
-        if site["type"] == "sample" and site.get("is_observed"):
+        if site["type"] == "sample" and site.get("is_observed") and not isinstance(site["fn"], Unit):  # a factor is no data
             key = next((k for k, v in data.items() if v is site["value"]), None)
             if key is None and name in data:
                 key = name
@@ -62,10 +64,13 @@ def observed_sites(model: Model) -> dict[str, str]:
                 # NumPyro may have converted the array: match by value
                 key = next((k for k, v in data.items() if _same(v, site["value"])), None)
             if key is None:
-                raise ValueError(f"observed site {name!r} matches no data entry (pass the data as obs= or name the site after it)")
+                raise CheckNotApplicable(
+                    f"the model observes {name!r}, which is none of its data entries (a statistic it computes?): "
+                    "there is no data to compare replications of it with (pass the data as obs=, or name the site after it)"
+                )
             found[name] = key
     if not found:
-        raise ValueError(f"model {model.name!r} observes nothing: no data to check")
+        raise CheckNotApplicable(f"model {model.name!r} observes none of its data (no likelihood, or one written as a factor): nothing to replicate")
     return found
 
 

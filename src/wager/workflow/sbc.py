@@ -64,6 +64,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from pydantic import BaseModel
 
+from wager.errors import CheckNotApplicable
 from wager.kernel.calibration import Simulation, Uniformity, rank_of, rank_uniformity, thin
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn, choose_engine, infer
 from wager.kernel.posterior import Posterior
@@ -386,11 +387,13 @@ def simulate_numpyro(model: Model, seed: int) -> Simulation:
             truth[name] = np.asarray(site["value"])
             continue
         if isinstance(site["fn"], Unit):
-            raise ValueError(
-                f"model {model.name!r} adds {name!r} with numpyro.factor: SBC cannot simulate that data; give the problem a simulate(seed) hook"
+            raise CheckNotApplicable(
+                f"model {model.name!r} adds {name!r} with numpyro.factor: SBC cannot simulate that data (a domain gives its problem a simulate(seed) hook)"
             )
         key = _data_key(name, site["infer"]["obs"], data)
         simulated[key] = np.asarray(site["value"]).astype(np.asarray(data[key]).dtype)
+    if not any(site["type"] == "sample" and site["infer"].get("was_observed") for site in trace.values()):
+        raise CheckNotApplicable(f"model {model.name!r} observes none of its data: SBC has nothing to simulate")
     return Simulation(truth=truth, model=replace(model, data=simulated))
 
 
@@ -400,7 +403,7 @@ def _data_key(site: str, obs: Any, data: Mapping[str, Any]) -> str:
             return key
     if site in data:
         return site
-    raise ValueError(f"observed site {site!r} matches no data entry (pass the data as obs= or name the site after it)")
+    raise CheckNotApplicable(f"the model observes {site!r}, which is none of its data entries: SBC cannot put simulated data there (pass the data as obs=, or name the site after it)")
 
 
 def draw_prior(prior: Prior, rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:

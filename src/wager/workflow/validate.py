@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from wager.errors import CheckNotApplicable, SpecError
 from wager.kernel.inference import ProgressFn
 
 
@@ -84,8 +85,12 @@ class Validation:
 
 
 def _timed(name: str, fn: Callable[[], tuple[str, list[str], dict[str, Any]]]) -> Check:
+    """Run one check; one that cannot apply to this model is skipped with its reason."""
     start = time.perf_counter()
-    status, lines, data = fn()
+    try:
+        status, lines, data = fn()
+    except CheckNotApplicable as reason:
+        status, lines, data = "skipped", [str(reason)], {}
     return Check(name, status, tuple(lines), data, round(time.perf_counter() - start, 3))
 
 
@@ -196,5 +201,8 @@ def _sbc(spec: Any, base_dir: Path | None, simulations: int, seed: int, executor
     if simulations <= 0:
         return "skipped", ["simulation-based calibration not asked for (--sbc 0)"], {}
     engine = spec.inference.engine  # the engine the run used (or would use): SBC calibrates model and engine
-    result = sbc(spec, simulations=simulations, seed=seed, executor=executor, progress=progress, base_dir=base_dir, engine=engine)
+    try:
+        result = sbc(spec, simulations=simulations, seed=seed, executor=executor, progress=progress, base_dir=base_dir, engine=engine)
+    except SpecError as error:  # the spec was fitted: the data that broke it are a simulation's
+        return "failed", [f"a dataset simulated from the prior could not be fitted: {error}"], {"error": str(error)}
     return ("passed" if result.passed else "failed"), result.lines(), result.to_json()
