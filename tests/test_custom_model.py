@@ -278,6 +278,9 @@ BAD_INPUT = {
     "loss index out of range": (_set("decision", "actions", 0, "loss", "theta[8]"), "decision.actions[0].loss: an index is out of range"),
     "duplicate action": (_set("decision", "actions", 1, "name", "fund"), "decision.actions[1].name: action names must be unique"),
     "unknown key": (_set("colour", "blue"), "colour: unknown key"),
+    "seed given as true": (_set("inference", "seed", True), "inference.seed: must be a whole number, not true or false"),
+    "chains given as true": (_set("inference", "chains", True), "inference.chains: must be a whole number, not true or false"),
+    "learning rate not a number": (_set("inference", "vi_learning_rate", float("nan")), "inference.vi_learning_rate: Input should be a finite number"),
 }
 
 
@@ -315,6 +318,55 @@ def test_a_model_file_that_calls_sys_exit_is_bad_input_not_the_end_of_wager(tmp_
     code, err = wager_run(spec)
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and not (isolated_registry / "registry.sqlite").exists()
+
+
+MODEL_HEAD = "import numpyro\nimport numpyro.distributions as dist\nfrom numpyro.distributions import constraints\n\n\ndef noncentered(y, sigma, priors):\n"
+
+
+@pytest.mark.parametrize(
+    "body, engine, message",
+    [
+        ('    numpyro.deterministic("theta", y * 0)\n    numpyro.deterministic("mu", 0.0)\n    numpyro.deterministic("tau", 1.0)\n',
+         "nuts", "model: noncentered() has no latent variable to infer"),
+        ('    mu = numpyro.sample("mu", priors["mu"])\n    tau = numpyro.sample("tau", priors["tau"])\n'
+         '    z = numpyro.sample("z", dist.Bernoulli(0.5))\n    numpyro.deterministic("theta", mu + tau * z + y * 0)\n'
+         '    numpyro.sample("y", dist.Normal(mu + z, sigma), obs=y)\n',
+         "vi", "model: latent site 'z' is discrete"),
+        ('    mu = numpyro.sample("mu", priors["mu"])\n    tau = numpyro.sample("tau", priors["tau"])\n'
+         '    with numpyro.plate("s", len(y), subsample_size=4) as i:\n        numpyro.deterministic("theta", mu + tau + y * 0)\n'
+         '        numpyro.sample("y", dist.Normal(mu, sigma[i]), obs=y[i])\n',
+         "vi", "model: it subsamples its data"),
+    ],
+    ids=["no latent at all", "a discrete latent under vi", "a mini-batch under vi"],
+)
+def test_a_model_the_engine_cannot_fit_is_bad_input_naming_model(tmp_path, isolated_registry, body, engine, message):
+    """Each was an internal error (exit 1): NumPyro's vmap error, ValueErrors from the VI kernel."""
+    def edit(raw):
+        raw["inference"] = {"engine": engine, "seed": 1}
+        if "priors[" not in body:
+            raw["priors"] = {}
+
+    spec = write_spec(tmp_path, edit)
+    (tmp_path / "eight_schools.py").write_text(MODEL_HEAD + body)
+    code, err = wager_run(spec)
+    assert code == 2 and message in err, err
+    assert not (isolated_registry / "registry.sqlite").exists()
+
+
+def test_an_improper_flat_prior_traces_and_runs():
+    """An improper prior cannot be sampled: tracing the model for its variables failed with a bare
+    'NotImplementedError: ' (exit 2 naming nothing useful); it starts at a uniform value instead."""
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    from wager.custom.domain import trace_variables
+
+    def flat(y, priors):
+        mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    assert trace_variables(flat, "flat", {"y": np.zeros(3)}, {}) == {"mu": ()}
 
 
 def test_a_plan_refuses_the_policy_a_run_would_refuse(tmp_path, isolated_registry):

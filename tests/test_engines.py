@@ -211,7 +211,9 @@ def test_vi_refuses_a_latent_inside_a_mini_batched_plate():
             numpyro.sample("y", dist.Normal(z, 1.0), obs=y[idx])
 
     model = Model(name="local", numpyro_model=local, data={"y": np.zeros(20)})
-    with pytest.raises(ValueError, match="subsampled plate"):
+    from wager.errors import SpecError
+
+    with pytest.raises(SpecError, match="model: latent site 'z' is inside a subsampled plate"):
         infer(model, InferenceConfig(engine="vi", vi_steps=10))
 
 
@@ -227,7 +229,9 @@ def test_vi_refuses_a_mini_batched_model_without_a_whole_data_density():
             numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
 
     model = Model(name="batched", numpyro_model=batched, data={"y": np.zeros(20)})
-    with pytest.raises(ValueError, match="exact_overrides"):
+    from wager.errors import SpecError
+
+    with pytest.raises(SpecError, match="model: it subsamples its data"):
         infer(model, InferenceConfig(engine="vi", vi_steps=10))
     whole = Model(name="batched", numpyro_model=batched, data={"y": np.zeros(20)}, exact_overrides={"batch": None})
     assert np.isfinite(infer(whole, InferenceConfig(engine="vi", vi_steps=10, chains=1, draws=50)).settings["pareto_k"])
@@ -393,6 +397,41 @@ def test_vi_draws_carry_deterministic_sites_and_start_improper_sites_anywhere():
     post = infer(Model(name="flat", numpyro_model=_flat_location_and_derived_scale, data={"y": y}), InferenceConfig(engine="vi", seed=1, chains=2, draws=1000))
     np.testing.assert_allclose(post["sigma"], np.exp(post["log_sigma"]))
     assert abs(post["mu"].mean() - y.mean()) < 0.1 and abs(post["sigma"].mean() - y.std()) < 0.2
+
+
+def _means_of_groups_counted_in_python(y, g):
+    import numpyro
+    import numpyro.distributions as dist
+
+    n = int(g.max()) + 1  # reads the data's values: untraceable with the data as traced arrays
+    with numpyro.plate("groups", n):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    numpyro.sample("y", dist.Normal(mu[g], 1.0), obs=y)
+
+
+def _support_set_by_another_latent(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    s = numpyro.sample("s", dist.HalfNormal(2.0))
+    lo = numpyro.sample("lo", dist.Uniform(0.0, s))
+    numpyro.sample("y", dist.Normal(lo, 1.0), obs=y)
+
+
+def test_vi_fits_a_model_that_reads_its_data_in_python_and_refuses_a_support_it_cannot_trace():
+    """As NUTS does, VI binds the data as constants when the model reads their values in Python
+    (it was an internal ConcretizationTypeError); a support set by another latent is bad input."""
+    from wager.errors import SpecError
+    from wager.kernel.inference import Model
+
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(3), 40)
+    y = rng.normal(g * 2.0, 1.0)
+    post = infer(Model(name="py-groups", numpyro_model=_means_of_groups_counted_in_python, data={"y": y, "g": g}), InferenceConfig(engine="vi", seed=1, chains=2, draws=1000))
+    assert np.all(np.abs(post["mu"].mean(axis=(0, 1)) - [y[g == k].mean() for k in range(3)]) < 0.1)
+    with pytest.raises(SpecError, match="model: variational inference here cannot trace this model") as info:
+        infer(Model(name="support", numpyro_model=_support_set_by_another_latent, data={"y": np.ones(5)}), InferenceConfig(engine="vi", vi_steps=50))
+    assert "engine nuts" in str(info.value)
 
 
 def _one_mean_per_group(y):

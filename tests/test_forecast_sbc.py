@@ -170,7 +170,7 @@ def test_nuts_on_the_model_with_common_levels_passes_sbc():
 def test_wager_validate_runs_sbc_and_the_prior_check_on_a_forecast_spec(tmp_path, monkeypatch):
     import wager.workflow.sbc as sbc_module
 
-    monkeypatch.setattr(sbc_module, "NUTS_DEFAULTS", SMOKE_NUTS)  # one short fit: a smoke test
+    monkeypatch.setattr(sbc_module, "NUTS_DEFAULTS", SMOKE_NUTS)  # short fits: a smoke test
     history, _ = simulate_panel({"region": 2, "product": 2}, n_time=16, seed=9)
     history.to_csv(tmp_path / "panel.csv", index=False)
     spec = tmp_path / "orders.yaml"
@@ -190,7 +190,7 @@ def test_wager_validate_runs_sbc_and_the_prior_check_on_a_forecast_spec(tmp_path
     payload = json.loads(result.stdout)
     sbc_check = {c["name"]: c for c in payload["checks"]}["sbc"]
     assert sbc_check["status"] in ("passed", "failed"), sbc_check  # it ran: not skipped as unsupported
-    assert sbc_check["data"]["simulations"] == 1 and sbc_check["data"]["engine"] == "nuts"
+    assert sbc_check["data"]["simulations"] == 10 and sbc_check["data"]["engine"] == "vi"  # the engine the spec asks for
     assert "level_mean" in sbc_check["data"]["quantities"]
     prior = {c["name"]: c for c in payload["checks"]}["prior predictive"]
     assert prior["status"] == "passed" and prior["data"]["draws"] == 1000, prior  # simulated by the domain, not skipped

@@ -147,6 +147,27 @@ def test_checks_that_cannot_apply_to_a_model_are_skipped_with_their_reason(tmp_p
         assert "numpyro.factor" in checks["sbc"]["lines"][0]
 
 
+def test_a_simulated_dataset_the_model_cannot_fit_fails_calibration_not_the_users_data(tmp_path):
+    """The model is undefined where mu > 2 (a square root of a negative scale), which its prior
+    reaches: SBC's simulated data there cannot be fitted. That fails SBC (exit 4); it was reported
+    as bad input in the user's data (exit 2), which fit fine."""
+    (tmp_path / "m.py").write_text(
+        "import jax.numpy as jnp\nimport numpyro\nimport numpyro.distributions as dist\n\n\n"
+        "def model(y, priors):\n    mu = numpyro.sample(\"mu\", priors[\"mu\"])\n"
+        "    numpyro.sample(\"y\", dist.Normal(mu, jnp.sqrt(2.0 - mu) + 0.5, validate_args=False), obs=y)\n"
+    )
+    spec = {
+        "domain": "model", "name": "m", "model": "m.py:model", "data": {"y": [0.5, -0.2, 1.1, 0.3, 0.8]},
+        "priors": {"mu": {"family": "normal", "params": {"loc": 0, "scale": 5}, "why": "test", "source": "test"}},
+        "inference": {"engine": "vi", "seed": 1}, "sensitivity": {"enabled": False},
+    }
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(spec))
+    code, out = validate(str(tmp_path / "m.yaml"), "--sbc", "10", "--json")
+    sbc = {c["name"]: c for c in json.loads(out)["checks"]}["sbc"]
+    assert code == 4 and sbc["status"] == "failed"
+    assert sbc["lines"][0].startswith("a dataset simulated from the prior could not be fitted: data: ")
+
+
 def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tmp_path):
     rng = np.random.default_rng(7)
     # sd 5 where the model allows sd 1: sd(y_rep) never reaches sd(y), ppp ~ 0

@@ -289,12 +289,15 @@ def trace_variables(
     def model(**kwargs: Any) -> Any:
         return fn(**kwargs, priors=lookup)
 
-    try:
-        trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(**data)
+    from numpyro.infer import init_to_uniform
+
+    try:  # latents take uniform values in unconstrained space, so an improper (unsampleable) prior traces too
+        trace = handlers.trace(handlers.substitute(handlers.seed(model, rng_seed=0), substitute_fn=init_to_uniform)).get_trace(**data)
     except SpecError:
         raise
     except Exception as exc:  # the user's model failed on this data: its own message is the useful part
-        raise SpecError("model", f"{function}() failed on the data: {type(exc).__name__}: {exc}") from None
+        said = f": {exc}" if str(exc) else ""
+        raise SpecError("model", f"{function}() failed on the data: {type(exc).__name__}{said}") from None
     except SystemExit as exc:
         raise exit_refused(f"running {function}()", exc) from None
     unused = sorted(set(priors) - lookup.used)
@@ -305,8 +308,8 @@ def trace_variables(
         for name, site in trace.items()
         if (site["type"] == "sample" and not site["is_observed"]) or site["type"] == "deterministic"
     }
-    if not variables:
-        raise SpecError("model", f"{function}() has no latent variable to infer")
+    if not any(site["type"] == "sample" and not site["is_observed"] for site in trace.values()):
+        raise SpecError("model", f"{function}() has no latent variable to infer (no numpyro.sample without obs=)")
     return variables
 
 

@@ -113,7 +113,7 @@ class FusionProblem:
             f"{lo:.1f} to {hi:.1f} m); velocity {float(vel.mean()):.2f} m/s, +-{vhalf:.2g} m/s.",
             f"{why}.",
             f"Fused {self.accel.size:,} accelerometer samples at {self.rate:g} Hz with {observed} of {self.fixes.size} GPS fixes "
-            f"(one every {self.gps_every} samples); noise learned by NUTS: accelerometer sd {_median(posterior, 'accel_sd'):.3g} m/s^2, "
+            f"(one every {self.gps_every} samples); noise learned by {'NUTS' if posterior.engine == 'nuts' else 'variational inference' if posterior.engine == 'vi' else posterior.engine}: accelerometer sd {_median(posterior, 'accel_sd'):.3g} m/s^2, "
             f"GPS sd {_median(posterior, 'gps_sd'):.3g} m (posterior medians).",
         ]
         summary: dict[str, Any] = {

@@ -45,7 +45,7 @@ REMEDIES = {
     "divergences": "the sampler hit geometry it cannot follow: raise target_accept (inference.target_accept) or reparametrise",
     "e_bfmi": "the momentum resampling explores the energy poorly: look for heavy tails or a funnel in the model",
     "tree_depth": "trajectories stopped at the depth limit: a longer warmup, or a model whose scales differ less",
-    "pareto_k": "the variational approximation is too far from the posterior to decide on: run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
+    "pareto_k": "the variational approximation is too far from the posterior to decide on: if its fit had not converged (too few inference.vi_steps), fit longer; otherwise run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
 }
 """What to do about each failed gate, for the people who read a blocked run."""
 

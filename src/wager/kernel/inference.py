@@ -9,34 +9,44 @@ JAX and NumPyro are imported only on the sampling path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from wager.kernel.conjugate import ExactPosterior
 from wager.kernel.posterior import Posterior
 from wager.kernel.seeds import chain_seeds
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """YAML's ``true`` is not a count or a seed: pydantic would read it as 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class InferenceConfig(BaseModel):
     """How to run inference. Part of a run's identity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     engine: Literal["auto", "exact", "nuts", "vi"] = "auto"
-    seed: int = Field(default=20240101, ge=0, lt=2**63)
-    chains: int = Field(default=4, ge=1, le=64)
-    draws: int = Field(default=1000, ge=10, le=1_000_000)
-    warmup: int = Field(default=1000, ge=0, le=1_000_000)
+    seed: Whole = Field(default=20240101, ge=0, lt=2**63)
+    chains: Whole = Field(default=4, ge=1, le=64)
+    draws: Whole = Field(default=1000, ge=10, le=1_000_000)
+    warmup: Whole = Field(default=1000, ge=0, le=1_000_000)
     target_accept: float = Field(default=0.8, gt=0, lt=1)
-    max_tree_depth: int = Field(default=10, ge=1, le=20)
+    max_tree_depth: Whole = Field(default=10, ge=1, le=20)
     # NumPyro's "vectorized" and "sequential" give different draws for one key.
     chain_method: Literal["sequential", "vectorized"] = "sequential"
     # variational inference (engine "vi"): optimisation steps, Adam's first step size, ELBO particles
-    vi_steps: int = Field(default=3000, ge=10, le=1_000_000)
+    vi_steps: Whole = Field(default=3000, ge=10, le=1_000_000)
     vi_learning_rate: float = Field(default=0.02, gt=0, le=1)
-    vi_particles: int = Field(default=1, ge=1, le=64)
+    vi_particles: Whole = Field(default=1, ge=1, le=64)
 
 
 @dataclass(frozen=True)

@@ -326,7 +326,8 @@ def split_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 UNEVALUABLE = (
     "the model's log density is not finite at any of the 100 starting points tried: the data hold values "
-    "far outside the model's scale (e.g. 1e300) or values the model gives zero probability"
+    "far outside the model's scale (e.g. 1e300) or values the model gives zero probability, or the model itself is "
+    "undefined there (a NaN of its own making)"
 )
 """Why NumPyro found no starting point: the model cannot be evaluated on this data."""
 

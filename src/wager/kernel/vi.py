@@ -83,18 +83,20 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
     """Fit the guide, draw from it, and record the PSIS diagnostic."""
     if model.numpyro_model is None:
         raise ValueError(f"model {model.name!r} has no NumPyro model to fit")
-    from wager.kernel.nuts import configure_jax, split_data
+    from wager.kernel.nuts import configure_jax
 
     numerics = configure_jax()
 
     import jax
 
     fit_seed, draw_seed, resample_seed = chain_seeds(config.seed, 3)
-    fit, found = _optimise(model, config, fit_seed, progress)
-    arrays, _ = split_data(model.data)
 
-    flat, log_w = fit.draw(found.state, jax.random.PRNGKey(draw_seed), arrays)
-    log_w = np.asarray(log_w)
+    def attempt(arrays: Mapping[str, Any], constants: Mapping[str, Any]) -> tuple[_Optimum, dict, np.ndarray]:
+        fit, found = _optimise(model, config, fit_seed, progress, arrays, constants)
+        flat, log_w = fit.draw(found.state, jax.random.PRNGKey(draw_seed), arrays)
+        return found, flat, np.asarray(log_w)
+
+    found, flat, log_w = _traceable(model, attempt)
     from wager.kernel.diagnostics import pareto_smoothed_log_weights
 
     finite = np.isfinite(log_w)
@@ -142,7 +144,8 @@ def systematic_resample(weights: np.ndarray, rng: np.random.Generator) -> np.nda
 
 UNEVALUABLE = (
     "the model's log density is not finite anywhere the variational fit looked (its start, every step, the guide's "
-    "draws): the data hold values far outside the model's scale (e.g. 1e300) or values the model gives zero probability"
+    "draws): the data hold values far outside the model's scale (e.g. 1e300) or values the model gives zero probability, "
+    "or the model itself is undefined there (a NaN of its own making)"
 )
 """Why no variational fit exists: the model cannot be evaluated on this data."""
 
@@ -174,16 +177,41 @@ class _Optimum:
         return out
 
 
-def _optimise(model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None) -> tuple["_Fit", _Optimum]:
+UNTRACEABLE = (
+    "variational inference here cannot trace this model: {error} (a latent's support that depends on another "
+    "latent, such as Uniform(0, s) with s sampled, needs engine nuts)"
+)
+
+
+def _traceable(model: Model, attempt: Callable[[Mapping[str, Any], Mapping[str, Any]], Any]) -> Any:
+    """``attempt(arrays, constants)`` with the model's numeric data as traced arrays; if the model reads their
+    values in Python (``int(g.max())``), again with every datum a constant, as ``wager.kernel.nuts`` does
+    (then with no traced array at all, which ``_optimise`` runs in float64 only: JAX's float32 mode mixes
+    int32 with a NumPy int64 constant used as an index)."""
+    import jax
+
+    from wager.kernel.nuts import split_data
+
+    try:
+        return attempt(*split_data(model.data))
+    except jax.errors.JAXTypeError:
+        pass
+    try:
+        return attempt({}, dict(model.data))
+    except jax.errors.JAXTypeError as error:
+        raise SpecError("model", UNTRACEABLE.format(error=type(error).__name__)) from None
+
+
+def _optimise(
+    model: Model, config: InferenceConfig, seed: int, progress: ProgressFn | None, arrays: Mapping[str, Any], constants: Mapping[str, Any]
+) -> tuple["_Fit", _Optimum]:
     """Fit the guide by ``config.vi_steps`` Adam steps from ``seed``, in float32; if its loss is not finite
     at the end, again in float64 (wider range: data of 1e20 overflow float32's squares), and if it still
     is not, keep the last state reached through finite losses only (see ``_Optimum``)."""
-    from wager.kernel.nuts import split_data
-
-    arrays, constants = split_data(model.data)
     fit = _compiled_fit(model.numpyro_model, constants, dict(model.exact_overrides), arrays, config)
-    for x64 in (False, True):
-        found = _adam(fit, arrays, config.vi_steps, seed, x64, progress)
+    why = "float32's loss was not finite" if arrays else "the model reads its data in Python"
+    for x64 in (False, True) if arrays else (True,):
+        found = _adam(fit, arrays, config.vi_steps, seed, x64, progress, why)
         if found.diverged_at is None:
             return fit, found
     if not np.isfinite(found.losses).any():
@@ -191,11 +219,11 @@ def _optimise(model: Model, config: InferenceConfig, seed: int, progress: Progre
     return fit, found
 
 
-def _adam(fit: "_Fit", arrays: Mapping[str, Any], steps: int, seed: int, x64: bool, progress: ProgressFn | None) -> _Optimum:
+def _adam(fit: "_Fit", arrays: Mapping[str, Any], steps: int, seed: int, x64: bool, progress: ProgressFn | None, why: str = "") -> _Optimum:
     """``steps`` Adam steps in chunks (progress after each), remembering the last state whose every loss was finite."""
     import jax
 
-    precision = "float64 (float32's loss was not finite)" if x64 else "float32 (draws and log ratios float64)"
+    precision = f"float64 ({why})" if x64 else "float32 (draws and log ratios float64)"
     label = f"SVI ({steps} steps{', float64' if x64 else ''})"
     chunk = max(1, steps // CHUNKS)
     state = fit.init(jax.random.PRNGKey(seed), arrays, x64)
@@ -233,7 +261,11 @@ def fit_guide(model: Model, config: InferenceConfig, seed: int, progress: Progre
     from wager.kernel.nuts import configure_jax
 
     configure_jax()
-    fit, found = _optimise(model, config, seed, progress)
+
+    def attempt(arrays: Mapping[str, Any], constants: Mapping[str, Any]) -> tuple["_Fit", _Optimum]:
+        return _optimise(model, config, seed, progress, arrays, constants)
+
+    fit, found = _traceable(model, attempt)
     loc, scale = fit.moments(found.state)
     return Guide(
         loc={k: np.asarray(v, dtype=float) for k, v in loc.items()},
@@ -268,7 +300,7 @@ class _Fit:
         exact = _Bound(fn, {**constants, **overrides})
         transforms, shapes, batched, derived = _latent_sites(model, example)
         if batched and _latent_sites(exact, example)[2]:
-            raise ValueError("the model mini-batches and its exact_overrides do not turn that off: the PSIS check needs the whole-data density")
+            raise SpecError("model", "it subsamples its data (a plate with subsample_size) and nothing turns that off for the whole-data density the Pareto-k check needs: drop subsample_size")
         _, unravel = ravel_pytree({k: jnp.zeros(s) for k, s in shapes.items()})
         dim = sum(int(np.prod(s)) for s in shapes.values())
         particles, total = config.vi_particles, config.chains * config.draws
@@ -396,7 +428,7 @@ def _latent_sites(model: Callable, example: Mapping[str, Any]) -> tuple[dict, di
             if site["type"] != "sample" or site["is_observed"]:
                 continue
             if site["fn"].support.is_discrete:
-                raise ValueError(f"latent site {name!r} is discrete: variational inference here needs continuous latents")
+                raise SpecError("model", f"latent site {name!r} is discrete: variational inference here needs continuous latents (sum it out in the model)")
             transform = biject_to(site["fn"].support)
             plates = frozenset(f.name for f in site["cond_indep_stack"])
             found[name] = (transform, tuple(transform.inverse_shape(site["value"].shape)), plates)
@@ -405,7 +437,7 @@ def _latent_sites(model: Callable, example: Mapping[str, Any]) -> tuple[dict, di
     jax.eval_shape(probe, dict(example))
     inside = [name for name, (_, _, plates) in found.items() if plates & subsampled]
     if inside:
-        raise ValueError(f"latent site {inside[0]!r} is inside a subsampled plate: keep latents outside the mini-batched likelihood")
+        raise SpecError("model", f"latent site {inside[0]!r} is inside a subsampled plate: keep latents outside the mini-batched likelihood")
     return {k: t for k, (t, _, _) in found.items()}, {k: s for k, (_, s, _) in found.items()}, bool(subsampled), tuple(derived)
 
 
