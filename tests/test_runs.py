@@ -440,3 +440,11 @@ def test_a_ray_address_nothing_answers_at_is_bad_input_at_once():
     wager("ab", *FOUNDING_ARMS)
     result = runner.invoke(app, ["validate", "latest", "--sbc", "10", "--executor", "ray", "--address", "127.0.0.1:1", "--quiet"])
     assert result.exit_code == 2 and result.stderr.startswith("error: --address: nothing answers at 127.0.0.1:1")
+
+
+def test_numbers_written_with_an_exponent_are_numbers_in_a_spec(tmp_path):
+    """YAML 1.2 reads 1e39 and 2.5e2 as numbers; PyYAML's YAML 1.1 read them as text."""
+    from wager.workflow.specs import read_spec_file
+
+    (tmp_path / "s.yaml").write_text("domain: model\ndata: {y: [1e39, 2.5e2, -1.5E-3, 7, '1e3']}\n")
+    assert read_spec_file(tmp_path / "s.yaml")["data"]["y"] == [1e39, 250.0, -0.0015, 7, "1e3"]

@@ -298,10 +298,10 @@ class ForecastProblem:
     def prior_predictive(self, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
         """The panel's observed values on the model's scale and the same entries of panels
         simulated from the priors alone (``wager.forecast.prior_predictive.prior_panels``),
-        named by the value column, for ``wager validate``'s prior predictive check."""
+        named by the value column and that scale, for ``wager validate``'s prior predictive check."""
         from wager.forecast.prior_predictive import prior_panels
 
-        return (self.panel.value, *prior_panels(self, seed))
+        return (f"{self.panel.value} on the model's scale", *prior_panels(self, seed))
 
     def predictive_check(self, config: Any, seed: int = 0, progress: Any = None, origins: int = 4) -> Any:
         """Leave-future-out PIT of one-step forecasts at the last ``origins`` periods (exact refits)."""

@@ -7,6 +7,8 @@ the field and the rule; nothing is run and nothing is written.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Hashable, Mapping
 
@@ -82,6 +84,15 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 reads 1e39 and 1.0e39 as numbers; PyYAML (YAML 1.1) reads them as text, so a spec
+# written ``y: [1e-3, 2.5e2]`` failed as "must be a number". The 1.1 forms still resolve first.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
