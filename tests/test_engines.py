@@ -434,6 +434,24 @@ def test_vi_fits_a_model_that_reads_its_data_in_python_and_refuses_a_support_it_
     assert "engine nuts" in str(info.value)
 
 
+def _nan_of_its_own(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.factor("undefined", float("nan") * mu)
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_vi_on_a_model_whose_density_is_nan_everywhere_blames_the_model_not_the_data():
+    from wager.errors import SpecError
+    from wager.kernel.inference import Model
+
+    with pytest.raises(SpecError) as info:
+        infer(Model(name="nan", numpyro_model=_nan_of_its_own, data={"y": np.zeros(3)}), InferenceConfig(engine="vi", vi_steps=100, chains=1, draws=100))
+    assert info.value.field == "model" and "NaN everywhere" in str(info.value)
+
+
 def _one_mean_per_group(y):
     import numpyro
     import numpyro.distributions as dist

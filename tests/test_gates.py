@@ -129,3 +129,10 @@ def test_a_threshold_that_is_not_finite_is_refused_not_a_gate_switched_off(field
 
     with pytest.raises(SpecError, match=f"^gates.{field}: Input should be a finite number"):
         parse_spec({"arms": [{"name": "A", "visitors": 10, "conversions": 1}, {"name": "B", "visitors": 10, "conversions": 2}], "gates": {field: value}})
+
+
+def test_a_gate_value_that_rounds_to_its_threshold_is_shown_with_the_digits_that_tell_them_apart():
+    from wager.kernel.gates import Gate
+
+    assert Gate("r_hat", 1.00996, 1.01, "<", False, "mu").describe() == "r_hat FAILED: 1.00996 (mu), needs < 1.01"
+    assert Gate("r_hat", 1.004, 1.01, "<", True).describe() == "r_hat passed: 1.004, needs < 1.01"

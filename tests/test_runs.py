@@ -448,3 +448,8 @@ def test_numbers_written_with_an_exponent_are_numbers_in_a_spec(tmp_path):
 
     (tmp_path / "s.yaml").write_text("domain: model\ndata: {y: [1e39, 2.5e2, -1.5E-3, 7, '1e3']}\n")
     assert read_spec_file(tmp_path / "s.yaml")["data"]["y"] == [1e39, 250.0, -0.0015, 7, "1e3"]
+
+
+def test_an_sqlite_url_naming_a_folder_is_bad_input_naming_db(tmp_path):
+    result = runner.invoke(app, ["runs", "list", "--db", f"sqlite:///{tmp_path}"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --db: is a folder, not an SQLite file")

@@ -64,7 +64,7 @@ class Gate:
     def describe(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         where = f" ({self.where})" if self.where else ""
-        return f"{self.name} {verdict}: {_fmt(self.value)}{where}, needs {self.rule} {_fmt(self.threshold)}"
+        return f"{self.name} {verdict}: {_fmt(self.value, self.threshold)}{where}, needs {self.rule} {_fmt(self.threshold)}"
 
     @property
     def remedy(self) -> str:
@@ -151,7 +151,12 @@ def _nan_low(x: float) -> float:
     return -math.inf if math.isnan(x) else x
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, apart_from: float | None = None) -> str:
+    """``x`` to 4 significant digits, or as many more as tell it apart from ``apart_from`` (an R-hat
+    of 1.00996 against 1.01 reads 1.00996, not 1.01)."""
     if float(x).is_integer() and abs(x) < 1e9:
         return str(int(x))
-    return f"{x:.4g}"
+    digits = 4
+    while apart_from is not None and x != apart_from and digits < 17 and f"{x:.{digits}g}" == _fmt(apart_from):
+        digits += 1
+    return f"{x:.{digits}g}"

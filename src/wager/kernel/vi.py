@@ -51,9 +51,11 @@ from it.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -101,7 +103,7 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
 
     finite = np.isfinite(log_w)
     if not finite.any():
-        raise SpecError("data", UNEVALUABLE)
+        raise unevaluable(log_w)
     smoothed, k_hat = pareto_smoothed_log_weights(log_w) if finite.all() else (None, float("inf"))
     resampled = smoothed is not None and k_hat < RELIABLE_K
     picked = systematic_resample(np.exp(smoothed), np.random.default_rng(resample_seed)) if resampled else np.arange(log_w.size)
@@ -148,6 +150,16 @@ UNEVALUABLE = (
     "or the model itself is undefined there (a NaN of its own making)"
 )
 """Why no variational fit exists: the model cannot be evaluated on this data."""
+
+
+def unevaluable(values: np.ndarray) -> SpecError:
+    """The error for a density not finite anywhere the fit looked: NaN everywhere is the model's own
+    arithmetic (0 * inf, a NaN constant, a square root of a negative), named ``model``; an infinite
+    density somewhere is the data's (an overflow, a value outside the support), named ``data``."""
+    if np.isnan(values).all():
+        return SpecError("model", "its log density is NaN everywhere the variational fit looked (its start, every step, the guide's draws): "
+                         "the model's own arithmetic is undefined there (0 * inf, a NaN constant, a square root of a negative)")
+    return SpecError("data", UNEVALUABLE)
 
 
 @dataclass(frozen=True)
@@ -215,7 +227,7 @@ def _optimise(
         if found.diverged_at is None:
             return fit, found
     if not np.isfinite(found.losses).any():
-        raise SpecError("data", UNEVALUABLE)
+        raise unevaluable(found.losses)
     return fit, found
 
 
@@ -360,13 +372,12 @@ class _Fit:
 
         init_jit, run_jit = jax.jit(init), jax.jit(run, static_argnums=2)
 
-        # data beyond float32's range become inf when cast, which the retry in float64 is for: no warning
         def init_in(key: Any, arrays: Mapping[str, Any], x64: bool = False) -> Any:
-            with jax.enable_x64(x64), np.errstate(over="ignore"):
+            with jax.enable_x64(x64), _quiet_float32(x64):
                 return init_jit(key, arrays)
 
         def run_in(state: Any, arrays: Mapping[str, Any], n: int, x64: bool = False) -> Any:
-            with jax.enable_x64(x64), np.errstate(over="ignore"):
+            with jax.enable_x64(x64), _quiet_float32(x64):
                 return run_jit(state, arrays, n)
 
         def moments(state: Any) -> tuple[dict, dict]:
@@ -380,6 +391,18 @@ class _Fit:
         self.init, self.run = init_in, run_in
         self.draw = jax.jit(draw)
         self.moments, self.finite = moments, finite
+
+
+@contextmanager
+def _quiet_float32(x64: bool) -> Iterator[None]:
+    """In float32, what float32 does is expected, not news: data beyond its range become inf when
+    cast (the retry in float64 is for that), and a model's float64 requests are truncated (JAX warns)."""
+    if x64:
+        yield
+        return
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype", category=UserWarning)
+        yield
 
 
 def _prior_centre(site: Mapping[str, Any]) -> Any:

@@ -135,6 +135,9 @@ def as_url(db: str, field: str = "--db") -> str:
         raise RegistryInputError(field, "must be a database URL or a file path, got an empty string")
     if "://" in db:
         parse_url(db, field)
+        file = sqlite_file(db)
+        if file is not None and file.is_dir():
+            raise RegistryInputError(field, f"is a folder, not an SQLite file: {file}")
         return db
     if db == ":memory:":
         return "sqlite://"
