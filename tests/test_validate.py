@@ -165,7 +165,7 @@ def test_a_simulated_dataset_the_model_cannot_fit_fails_calibration_not_the_user
     code, out = validate(str(tmp_path / "m.yaml"), "--sbc", "10", "--json")
     sbc = {c["name"]: c for c in json.loads(out)["checks"]}["sbc"]
     assert code == 4 and sbc["status"] == "failed"
-    assert sbc["lines"][0].startswith("a dataset simulated from the prior could not be fitted: data: ")
+    assert sbc["lines"][0].startswith("a dataset simulated from the prior could not be fitted: model: its log density is NaN")
 
 
 def test_a_posterior_predictive_check_flags_a_spread_the_model_cannot_produce(tmp_path):
