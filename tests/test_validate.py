@@ -145,6 +145,9 @@ def test_checks_that_cannot_apply_to_a_model_are_skipped_with_their_reason(tmp_p
     if not skipped:
         assert checks["predictive"]["status"] != "skipped" and checks["sbc"]["status"] == "skipped"
         assert "numpyro.factor" in checks["sbc"]["lines"][0]
+        # the prior check draws without the penalty, and says so
+        assert checks["prior predictive"]["data"]["unsimulated"] == ["penalty"]
+        assert checks["prior predictive"]["lines"][-1].startswith("  Not simulated: the factor term penalty")
 
 
 def test_a_simulated_dataset_the_model_cannot_fit_fails_calibration_not_the_users_data(tmp_path):

@@ -171,6 +171,8 @@ class PredictiveCheck:
     alpha: float
     loo_pit: LooPit | None = None
     kind: str = "posterior"
+    unsimulated: tuple[str, ...] = ()
+    """The model's ``numpyro.factor`` terms, which forward simulation leaves out (a prior check draws without them)."""
 
     @property
     def passed(self) -> bool:
@@ -192,11 +194,14 @@ class PredictiveCheck:
                 f"  LOO-PIT of {pit.values.size} observations: {verdict}; max |ECDF - uniform| {pit.max_ecdf_difference:.3f}, "
                 f"max Pareto k {pit.max_pareto_k:.2f}" + (" (above 0.7: some LOO values are unreliable)" if pit.max_pareto_k > 0.7 else "")
             )
+        if self.unsimulated:
+            out.append(f"  Not simulated: the factor term{'s' if len(self.unsimulated) > 1 else ''} {', '.join(self.unsimulated)} "
+                       f"(numpyro.factor has no distribution to draw from): the data were drawn without {'them' if len(self.unsimulated) > 1 else 'it'}.")
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "passed": self.passed, "draws": self.draws, "alpha": self.alpha, "checks": [c.to_json() for c in self.checks],
-                "loo_pit": self.loo_pit.to_json() if self.loo_pit is not None else None}
+                "loo_pit": self.loo_pit.to_json() if self.loo_pit is not None else None, "unsimulated": list(self.unsimulated)}
 
 
 def posterior_predictive_check(
@@ -223,7 +228,19 @@ def prior_predictive_check(model: Model, seed: int, statistics: tuple[str, ...] 
     predictive = Predictive(replicating(model.numpyro_model), num_samples=draws, return_sites=list(sites))
     out = predictive(jax.random.PRNGKey(seed), **dict(model.data))
     replicated = {name: np.asarray(out[name]) for name in sites}
-    return PredictiveCheck(checks=statistic_checks(model, replicated, statistics, alpha), draws=draws, alpha=alpha, kind="prior")
+    return PredictiveCheck(
+        checks=statistic_checks(model, replicated, statistics, alpha), draws=draws, alpha=alpha, kind="prior", unsimulated=factor_sites(model)
+    )
+
+
+def factor_sites(model: Model) -> tuple[str, ...]:
+    """The names of the model's ``numpyro.factor`` terms (observed sites of NumPyro's ``Unit``)."""
+    import jax
+    from numpyro import handlers
+    from numpyro.distributions import Unit
+
+    trace = handlers.trace(handlers.seed(model.numpyro_model, jax.random.PRNGKey(0))).get_trace(**dict(model.data))
+    return tuple(name for name, site in trace.items() if site["type"] == "sample" and isinstance(site["fn"], Unit))
 
 
 def statistic_checks(model: Model, replicated: Mapping[str, np.ndarray], statistics: tuple[str, ...], alpha: float) -> tuple[StatisticCheck, ...]:
