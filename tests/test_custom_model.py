@@ -278,8 +278,8 @@ BAD_INPUT = {
     "loss index out of range": (_set("decision", "actions", 0, "loss", "theta[8]"), "decision.actions[0].loss: an index is out of range"),
     "duplicate action": (_set("decision", "actions", 1, "name", "fund"), "decision.actions[1].name: action names must be unique"),
     "unknown key": (_set("colour", "blue"), "colour: unknown key"),
-    "seed given as true": (_set("inference", "seed", True), "inference.seed: must be a whole number, not true or false"),
-    "chains given as true": (_set("inference", "chains", True), "inference.chains: must be a whole number, not true or false"),
+    "seed given as true": (_set("inference", "seed", True), "inference.seed: must be a whole number, not true"),
+    "chains given as true": (_set("inference", "chains", True), "inference.chains: must be a whole number, not true"),
     "learning rate not a number": (_set("inference", "vi_learning_rate", float("nan")), "inference.vi_learning_rate: Input should be a finite number"),
 }
 

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
-from wager.kernel.inference import InferenceConfig
+from wager.kernel.inference import InferenceConfig, not_a_boolean
 from wager.kernel.priors import Prior
 from wager.kernel.sensitivity import SensitivityPolicy
 
@@ -49,8 +49,7 @@ def _count_input(value: Any) -> Any:
     """Refuses what pydantic would otherwise turn into a wrong count: a boolean
     (read as 1 or 0) and a number too large for float64 (``1e20`` would not even
     reach the bound as an integer)."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    not_a_boolean(value)
     if isinstance(value, (int, float)) and math.isfinite(value):  # pydantic names inf and NaN itself
         _exact_in_float64(value)
     return value

@@ -31,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wager.errors import SpecError
 from wager.kernel.gates import GatePolicy
-from wager.kernel.inference import InferenceConfig
+from wager.kernel.inference import InferenceConfig, Whole
 from wager.kernel.priors import Prior
+from wager.kernel.seeds import MAX_SEED
 
 
 class _Strict(BaseModel):
@@ -44,7 +45,7 @@ class Simulation(_Strict):
     the accelerometer's bias, the starting speed, GPS dropouts ``[start, end]`` in seconds."""
 
     seconds: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
-    seed: int = Field(default=11, ge=0, lt=2**63)
+    seed: Whole = Field(default=11, ge=0, le=MAX_SEED)
     accel_sd: float = Field(default=0.02, gt=0, allow_inf_nan=False)
     gps_sd: float = Field(default=3.0, gt=0, allow_inf_nan=False)
     bias: float = Field(default=0.05, allow_inf_nan=False)

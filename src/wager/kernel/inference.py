@@ -16,17 +16,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from wager.kernel.conjugate import ExactPosterior
 from wager.kernel.posterior import Posterior
-from wager.kernel.seeds import chain_seeds
+from wager.kernel.seeds import MAX_SEED, chain_seeds
 
 
-def _not_a_boolean(value: Any) -> Any:
-    """YAML's ``true`` is not a count or a seed: pydantic would read it as 1."""
+def not_a_boolean(value: Any) -> Any:
+    """YAML's ``true`` is not a count or a seed: pydantic would read it as 1 (a pydantic
+    before-validator; ``wager.ab.spec.Count`` refuses booleans with it too)."""
     if isinstance(value, bool):
-        raise ValueError("must be a whole number, not true or false")
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+Whole = Annotated[int, BeforeValidator(not_a_boolean)]
 
 
 class InferenceConfig(BaseModel):
@@ -35,7 +36,7 @@ class InferenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     engine: Literal["auto", "exact", "nuts", "vi"] = "auto"
-    seed: Whole = Field(default=20240101, ge=0, lt=2**63)
+    seed: Whole = Field(default=20240101, ge=0, le=MAX_SEED)
     chains: Whole = Field(default=4, ge=1, le=64)
     draws: Whole = Field(default=1000, ge=10, le=1_000_000)
     warmup: Whole = Field(default=1000, ge=0, le=1_000_000)
