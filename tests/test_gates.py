@@ -111,13 +111,35 @@ def test_exact_posteriors_are_not_markov_chains():
 @pytest.mark.parametrize("k_hat, passes", [(0.5, True), (0.69, True), (0.7, False), (4.6, False), (float("nan"), False)])
 def test_variational_draws_are_gated_by_pareto_k_alone(k_hat, passes):
     """Yao et al. (2018): importance-sampling estimates from the guide are reliable for k < 0.7;
-    a k that could not be estimated (NaN) fails closed."""
-    draws = {"mu": np.random.default_rng(0).normal(size=(2, 100))}
+    a k that could not be estimated (NaN) fails closed. 4,000 draws: PSIS's sample-size bound is above 0.7."""
+    draws = {"mu": np.random.default_rng(0).normal(size=(2, 2000))}
     post = Posterior(draws=draws, engine="vi", reason="test", seed=0, chain_seeds=(1, 2), settings={"pareto_k": k_hat})
     report, diagnostics = check(post, GatePolicy())
     assert [g.name for g in report.gates] == ["pareto_k"] and diagnostics is None
     assert report.passed is passes
     assert GatePolicy(max_pareto_k=5.0).max_pareto_k == 5.0 and check(post, GatePolicy(max_pareto_k=5.0))[0].passed is (k_hat < 5.0)
+
+
+@pytest.mark.parametrize("draws, bound", [(10, 0.0), (100, 0.5), (1000, 1 - 1 / 3), (2154, 0.7), (4000, 0.7), (10**6, 0.7)])
+def test_psis_is_trusted_below_its_sample_size_bound(draws, bound):
+    """Vehtari et al. (2024), section 3.2.4: min(1 - 1/log10(S), 0.7), ArviZ's ``good_k``
+    (10**(1/0.3) = 2154.4 draws is where the bound reaches 0.7)."""
+    from wager.kernel.diagnostics import reliable_pareto_k
+
+    assert reliable_pareto_k(draws) == pytest.approx(bound, abs=1e-4)
+
+
+@pytest.mark.parametrize("draws, k_hat, passes", [(100, 0.49, True), (100, 0.6, False), (1000, 0.6, True), (1000, 0.68, False), (4000, 0.68, True)])
+def test_a_variational_fit_with_few_draws_is_held_to_psis_bound(draws, k_hat, passes):
+    """With 100 draws a Pareto k of 0.6 is above what PSIS can vouch for (0.5): the gate's
+    threshold is lowered and says why. A policy above 0.7 accepts what PSIS does not vouch for
+    anyway (a test of a decision on a poor fit) and is taken as given; one below the bound stands."""
+    post = Posterior(draws={"mu": np.zeros((1, draws))}, engine="vi", reason="test", seed=0, chain_seeds=(1, 2, 3), settings={"pareto_k": k_hat})
+    (gate_,) = check(post, GatePolicy())[0].gates
+    assert gate_.passed is passes and gate_.threshold == pytest.approx(min(0.7, 1 - 1 / np.log10(draws)))
+    assert ("1 - 1/log10" in gate_.where) is (draws < 2155)
+    assert check(post, GatePolicy(max_pareto_k=5.0))[0].gates[0].passed
+    assert check(post, GatePolicy(max_pareto_k=0.3))[0].gates[0].threshold == 0.3
 
 
 @pytest.mark.parametrize("field", ["max_rhat", "min_ess_bulk", "min_ess_tail", "max_divergences", "min_bfmi", "max_tree_depth_hits", "max_pareto_k"])

@@ -22,6 +22,17 @@ def test_loo_pit_is_uniform_when_the_data_come_from_the_model():
     assert "reproduces" in check.lines()[0] and check.to_json()["passed"]
 
 
+def test_loo_pit_names_psis_bound_for_its_number_of_draws():
+    """With 100 draws LOO values are reliable only below k = 1 - 1/log10(100) = 0.5 (Vehtari et al.
+    2024), not 0.7: an outlier whose k is 0.59 is flagged as unreliable."""
+    rng = np.random.default_rng(1)
+    y = np.append(rng.normal(2.0, 1.0, size=9), 5.0)
+    theta = normal_mean_posterior(y, 100, rng)
+    check = loo_pit(stats.norm.logpdf(y, theta), stats.norm.cdf(y, theta), "draws")
+    assert check.reliable_k == 0.5 and check.to_json()["reliable_k"] == 0.5
+    assert 0.5 < check.max_pareto_k < 0.7 and "(above 0.5: some LOO values are unreliable)" in check.lines()[1]
+
+
 def test_loo_pit_flags_data_with_heavier_tails_than_the_model():
     # Student-t with 2 degrees of freedom under a unit Normal: PIT values pile up at 0 and 1
     rng = np.random.default_rng(2)

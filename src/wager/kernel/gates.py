@@ -4,7 +4,9 @@ Defaults follow Vehtari et al. (2021) and the Stan manual: rank-normalised
 split R-hat < 1.01, bulk and tail ESS >= 400, no post-warmup divergence,
 E-BFMI >= 0.3 in every chain, no transition that saturated the tree depth.
 Variational posteriors pass one gate instead: the Pareto shape ``k_hat`` of
-their importance ratios (PSIS; Yao et al. 2018) below 0.7.
+their importance ratios (PSIS; Yao et al. 2018) below 0.7, or below PSIS's
+sample-size bound ``1 - 1/log10(S)`` where that is lower (fewer than about
+2,200 draws; Vehtari et al. 2024).
 Gates read raw floats from ``Diagnostics``, never formatted text. An undefined
 diagnostic (NaN) fails its gate.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wager.kernel.diagnostics import Diagnostics, diagnose
+from wager.kernel.diagnostics import Diagnostics, diagnose, pareto_k_limit
 from wager.kernel.posterior import Posterior
 
 
@@ -36,6 +38,9 @@ class GatePolicy(BaseModel):
     min_bfmi: float = Field(default=0.3, ge=0)
     max_tree_depth_hits: int = Field(default=0, ge=0)
     max_pareto_k: float = Field(default=0.7, gt=0)
+    """Upper limit on a variational fit's Pareto k. Up to 0.7 the gate holds a fit with few draws to
+    PSIS's lower sample-size bound (``wager.kernel.diagnostics.reliable_pareto_k``); a limit above 0.7
+    accepts weights PSIS does not vouch for at any draw count, and is taken as given."""
 
 
 REMEDIES = {
@@ -45,7 +50,7 @@ REMEDIES = {
     "divergences": "the sampler hit geometry it cannot follow: raise target_accept (inference.target_accept) or reparametrise",
     "e_bfmi": "the momentum resampling explores the energy poorly: look for heavy tails or a funnel in the model",
     "tree_depth": "trajectories stopped at the depth limit: a longer warmup, or a model whose scales differ less",
-    "pareto_k": "the variational approximation is too far from the posterior to decide on: if its fit had not converged (too few inference.vi_steps), fit longer; otherwise run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
+    "pareto_k": "the variational approximation is too far from the posterior to decide on: if its fit had not converged (too few inference.vi_steps), fit longer; if the threshold was lowered for too few draws, draw more (inference.draws); otherwise run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
 }
 """What to do about each failed gate, for the people who read a blocked run."""
 
@@ -100,14 +105,18 @@ def check(posterior: Posterior, policy: GatePolicy) -> tuple[GateReport, Diagnos
         )
     if posterior.engine == "vi":
         k_hat = posterior.settings.get("pareto_k", math.nan)
-        where = "PSIS of the variational draws"
+        draws = posterior.chains * posterior.draws_per_chain
+        threshold = pareto_k_limit(policy.max_pareto_k, draws)
+        where = f"PSIS of {draws} variational draws"
+        if threshold < policy.max_pareto_k:
+            where += f"; with {draws} draws PSIS is reliable only below 1 - 1/log10({draws}), lower than {_fmt(policy.max_pareto_k)}"
         if "elbo_not_finite_from_step" in posterior.settings:  # wager.kernel.vi._Optimum
             where += (
                 f"; the optimisation's loss was not finite from step {posterior.settings['elbo_not_finite_from_step']}, "
                 f"so these are the guide's of step {posterior.settings['guide_from_step']}: the model is "
                 "undefined where it went, or its steps were too large (inference.vi_learning_rate)"
             )
-        gate = _gate("pareto_k", k_hat, policy.max_pareto_k, "<", where)
+        gate = _gate("pareto_k", k_hat, threshold, "<", where)
         return GateReport(gates=(gate,), note="variational draws: checked by PSIS Pareto-k, not by convergence diagnostics"), None
     max_depth = posterior.settings.get("max_tree_depth")
     diag = diagnose(posterior, max_tree_depth=max_depth)

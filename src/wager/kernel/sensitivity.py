@@ -7,7 +7,8 @@ Two questions, both answered from the draws a run already has where that is vali
   weights ``w_s propto q(theta_s) / p(theta_s)`` (the likelihood cancels).
   Pareto smoothing (PSIS; Vehtari et al. 2024) stabilises the weights and its
   shape estimate ``k_hat`` says whether they can be trusted: above
-  ``max_pareto_k`` (0.7) the caller refits instead. ``resample`` turns weighted
+  ``max_pareto_k`` (0.7; lower with fewer than about 2,200 draws,
+  ``wager.kernel.diagnostics.reliable_pareto_k``) the caller refits instead. ``resample`` turns weighted
   draws into an equally weighted ``Posterior`` so a domain's own ``decide`` runs
   on it unchanged.
 

@@ -76,7 +76,8 @@ than 256 vectorised (8 s against 23 s for 4,000 draws of the 304-series forecast
 RELIABLE_K = 0.7
 """Below this Pareto shape PSIS's weighted estimates are reliable, and the draws are resampled by their
 weights (Vehtari, Simpson, Gelman, Yao & Gabry 2024; with fewer than about 2,200 draws their bound,
-``1 - 1/log10(S)``, is lower, yet the weighted draws are still the better estimate below 0.7)."""
+``1 - 1/log10(S)``, is lower and the ``pareto_k`` gate holds the fit to it, yet the weighted draws are
+still the better estimate below 0.7)."""
 FITS_KEPT = 8
 """How many compiled fits a process keeps (least recently used dropped first)."""
 

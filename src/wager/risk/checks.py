@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wager.kernel.calibration import rank_uniformity
-from wager.kernel.diagnostics import pareto_smoothed_log_weights
+from wager.kernel.diagnostics import pareto_smoothed_log_weights, reliable_pareto_k
 from wager.kernel.posterior import Posterior
 
 ALPHA = 0.01
@@ -59,10 +59,12 @@ class PitCheck:
     max_ecdf_difference: float
     max_pareto_k: float
     alpha: float
+    reliable_k: float = 0.7
+    """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
 
     def lines(self) -> list[str]:
         verdict = "uniform within the simultaneous band" if self.passed else "FLAGGED: not uniform (the band is left)"
-        unreliable = " (above 0.7: some LOO values are unreliable)" if self.max_pareto_k > 0.7 else ""
+        unreliable = f" (above {self.reliable_k:.2g}: some LOO values are unreliable)" if self.max_pareto_k > self.reliable_k else ""
         return [
             f"Posterior predictive check: {'the model reproduces' if self.passed else 'the model does NOT reproduce'} {self.what}.",
             f"  LOO-PIT of {self.values.size} {self.what}: {verdict} at level {self.alpha:g}; "
@@ -71,7 +73,7 @@ class PitCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "loo_pit", "what": self.what, "passed": self.passed, "alpha": self.alpha, "values": [float(v) for v in self.values],
-                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k}
+                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k, "reliable_k": self.reliable_k}
 
 
 def loo_pit(log_lik: np.ndarray, cdf: np.ndarray, what: str, alpha: float = ALPHA) -> PitCheck:
@@ -87,7 +89,7 @@ def loo_pit(log_lik: np.ndarray, cdf: np.ndarray, what: str, alpha: float = ALPH
     pit = np.clip(values, 0.0, 1.0)
     test = rank_uniformity(np.minimum((pit * 100).astype(np.int64), 99), 99, alpha)
     return PitCheck(what=what, values=pit, passed=test.passed, max_ecdf_difference=test.max_ecdf_difference,
-                    max_pareto_k=float(np.max(ks)), alpha=alpha)
+                    max_pareto_k=float(np.max(ks)), alpha=alpha, reliable_k=reliable_pareto_k(log_lik.shape[0]))
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,12 @@ class LooPit:
     passed: bool
     max_ecdf_difference: float
     max_pareto_k: float
+    reliable_k: float = 0.7
+    """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"values": [float(v) for v in self.values], "passed": self.passed,
-                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k}
+                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k, "reliable_k": self.reliable_k}
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ class PredictiveCheck:
             verdict = "uniform within the simultaneous band" if pit.passed else "FLAGGED: not uniform (the band is left)"
             out.append(
                 f"  LOO-PIT of {pit.values.size} observations: {verdict}; max |ECDF - uniform| {pit.max_ecdf_difference:.3f}, "
-                f"max Pareto k {pit.max_pareto_k:.2f}" + (" (above 0.7: some LOO values are unreliable)" if pit.max_pareto_k > 0.7 else "")
+                f"max Pareto k {pit.max_pareto_k:.2f}"
+                + (f" (above {pit.reliable_k:.2g}: some LOO values are unreliable)" if pit.max_pareto_k > pit.reliable_k else "")
             )
         if self.unsimulated:
             out.append(f"  Not simulated: the factor term{'s' if len(self.unsimulated) > 1 else ''} {', '.join(self.unsimulated)} "
@@ -277,7 +280,7 @@ def loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[s
     from numpyro.infer import log_likelihood
 
     from wager.kernel.calibration import rank_uniformity
-    from wager.kernel.diagnostics import pareto_smoothed_log_weights
+    from wager.kernel.diagnostics import pareto_smoothed_log_weights, reliable_pareto_k
 
     sites = observed_sites(model)
     pointwise = log_likelihood(model.numpyro_model, dict(draws), **dict(model.data))
@@ -294,7 +297,8 @@ def loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[s
             ks.append(k)
     pit = np.clip(np.array(values), 0.0, 1.0)
     test = rank_uniformity(np.minimum((pit * 100).astype(np.int64), 99), 99, alpha)
-    return LooPit(values=pit, passed=test.passed, max_ecdf_difference=test.max_ecdf_difference, max_pareto_k=float(np.max(ks)))
+    return LooPit(values=pit, passed=test.passed, max_ecdf_difference=test.max_ecdf_difference, max_pareto_k=float(np.max(ks)),
+                  reliable_k=reliable_pareto_k(ll.shape[0]))
 
 
 # --- new data (wager monitor) -------------------------------------------------------

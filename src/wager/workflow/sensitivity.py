@@ -11,7 +11,8 @@ alternative the domain's own ``decide`` runs on a posterior obtained
 * by **reweighting** the run's sampler draws otherwise: ``log w = log q(theta) -
   log p(theta)`` over the variables the prior governs, Pareto-smoothed, then
   resampled to equal weights (``wager.kernel.sensitivity``). When the weights'
-  Pareto ``k_hat`` exceeds ``max_pareto_k`` the reweighting is not trusted and
+  Pareto ``k_hat`` exceeds ``max_pareto_k`` (or PSIS's sample-size bound
+  ``1 - 1/log10(S)``, where that is lower) the reweighting is not trusted and
   the model is refitted with the same inference settings; a refit that fails a
   gate decides nothing.
 
@@ -45,6 +46,7 @@ import numpy as np
 
 from wager.errors import SpecError
 from wager.kernel import sensitivity as ks
+from wager.kernel.diagnostics import pareto_k_limit, reliable_pareto_k
 from wager.kernel.inference import EngineError, infer
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior, widening_label
@@ -276,9 +278,10 @@ def _assess(
         log_w, k_hat = None, math.nan
         if not np.any(np.isnan(log_ratio)) and np.any(np.isfinite(log_ratio)):
             log_w, k_hat = ks.importance_log_weights(log_ratio, smooth=True)
-        if log_w is None or not k_hat <= policy.max_pareto_k:  # type: ignore[operator]
+        limit = pareto_k_limit(policy.max_pareto_k, log_ratio.size)
+        if log_w is None or not k_hat <= limit:  # type: ignore[operator]
             shown = "undefined" if math.isnan(k_hat) else f"{k_hat:.2f}"  # type: ignore[arg-type]
-            note = f"reweighting rejected (Pareto k {shown} > {policy.max_pareto_k:g}), so the model was refitted"
+            note = f"reweighting rejected (Pareto k {shown} > {limit:.2g}), so the model was refitted"
             return outcome("refit", _refit(spec, name, prior, base_dir, gated=True), pareto_k=k_hat, note=note)
         seed = derive_seed(posterior.seed, RESAMPLING_STREAM, index)
         resampled = ks.resample(posterior, log_w, seed, f"{name} {change}: importance-resampled from the run's draws")
@@ -373,8 +376,9 @@ def power_scaling(result: RunResult) -> PowerScaling:
         weights[part] = (lower, upper)
         if k is not None:
             pareto_k[part] = k
-            if not k <= 0.7:
-                notes.append(f"Pareto k of the {part} power-scaling weights is {k:.2f} (> 0.7): its sensitivity is unreliable")
+            limit = reliable_pareto_k(np.size(values))
+            if not k <= limit:
+                notes.append(f"Pareto k of the {part} power-scaling weights is {k:.2f} (> {limit:.2g}): its sensitivity is unreliable")
 
     rows: list[VariableSensitivity] = []
     for label, x in _elements(posterior):
