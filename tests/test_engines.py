@@ -457,6 +457,17 @@ def test_vi_on_a_model_whose_density_is_nan_everywhere_blames_the_model_not_the_
     assert info.value.field == "model" and "NaN everywhere" in str(info.value)
 
 
+def test_nuts_on_a_model_whose_density_is_nan_everywhere_blames_the_model_not_the_data():
+    """As VI does: NaN at every starting point is the model's arithmetic; an infinite density (the
+    overflow test below) is the data's."""
+    from wager.errors import SpecError
+    from wager.kernel.inference import Model
+
+    with pytest.raises(SpecError, match="NaN at every one of the 100 starting points tried: the model's own arithmetic") as info:
+        infer(Model(name="nan", numpyro_model=_nan_of_its_own, data={"y": np.zeros(3)}), nuts(seed=1, chains=2))
+    assert info.value.field == "model"
+
+
 def _one_mean_per_group(y):
     import numpyro
     import numpyro.distributions as dist

@@ -330,6 +330,23 @@ UNEVALUABLE = (
     "undefined there (a NaN of its own making)"
 )
 """Why NumPyro found no starting point: the model cannot be evaluated on this data."""
+MODEL_NAN = "the model's own arithmetic is undefined there (0 * inf, a NaN constant, a square root of a negative)"
+"""What a log density NaN everywhere inference looked says about the model."""
+
+
+def _unevaluable(bound: Callable, example: Mapping[str, Any]) -> Exception:
+    """The error for a model NumPyro found no finite starting point of: a log density NaN at the
+    starting points is the model's own arithmetic (``model``), an infinite one the data's (``data``),
+    as ``wager.kernel.vi.unevaluable`` tells them apart."""
+    import jax
+    from numpyro.infer.util import find_valid_initial_params, init_to_uniform
+
+    from wager.errors import SpecError
+
+    (_, energy, _), _ = find_valid_initial_params(jax.random.PRNGKey(0), bound, init_strategy=init_to_uniform, model_kwargs=dict(example))
+    if np.isnan(energy):
+        return SpecError("model", "its log density is NaN at every one of the 100 starting points tried: " + MODEL_NAN)
+    return SpecError("data", UNEVALUABLE)
 
 
 class _Chain:
@@ -359,9 +376,7 @@ class _Chain:
         except RuntimeError as exc:
             if "Cannot find valid initial parameters" not in str(exc):
                 raise
-            from wager.errors import SpecError
-
-            raise SpecError("data", UNEVALUABLE) from None
+            raise _unevaluable(bound, example) from None
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         warmup, draws = config.warmup, config.draws
         cold_start = init_to_sample if init == "prior" else init_to_uniform  # COLD_STARTS

@@ -157,9 +157,10 @@ def unevaluable(values: np.ndarray) -> SpecError:
     """The error for a density not finite anywhere the fit looked: NaN everywhere is the model's own
     arithmetic (0 * inf, a NaN constant, a square root of a negative), named ``model``; an infinite
     density somewhere is the data's (an overflow, a value outside the support), named ``data``."""
+    from wager.kernel.nuts import MODEL_NAN
+
     if np.isnan(values).all():
-        return SpecError("model", "its log density is NaN everywhere the variational fit looked (its start, every step, the guide's draws): "
-                         "the model's own arithmetic is undefined there (0 * inf, a NaN constant, a square root of a negative)")
+        return SpecError("model", f"its log density is NaN everywhere the variational fit looked (its start, every step, the guide's draws): {MODEL_NAN}")
     return SpecError("data", UNEVALUABLE)
 
 
