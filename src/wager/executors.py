@@ -27,8 +27,10 @@ Nothing below ``wager.executors`` imports it: the CLI builds one with
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import warnings
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
@@ -232,14 +234,19 @@ class RayExecutor:
         options: dict[str, Any] = {}
         if address is None and self.workers is not None:
             options["num_cpus"] = self.workers  # only a Ray started here can be sized
-        ray.init(
-            address=address,
-            runtime_env={"env_vars": dict(env)},
-            include_dashboard=False,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-            **options,
-        )
+        with warnings.catch_warnings():
+            # Ray starts its processes by fork + exec, which JAX's fork hook warns of as if the child ran on
+            # (the deadlock it fears needs the forked child to run JAX; an exec'd one starts afresh).
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            ray.init(
+                address=address,
+                runtime_env={"env_vars": dict(env)},
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,  # not "Started a local Ray instance": wager reports its own progress
+                ignore_reinit_error=True,
+                **options,
+            )
 
 
 def make_executor(name: str = "process", workers: int | None = None, address: str | None = None) -> "Executor":
