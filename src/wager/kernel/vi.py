@@ -351,7 +351,8 @@ class _Fit:
             centre = unconstrained({k: trace[k]["value"] for k in shapes})
             spread = jax.random.uniform(jax.random.fold_in(key_init, 1), (START_CANDIDATES, dim), minval=-START_RADIUS, maxval=START_RADIUS)
             candidates = jnp.concatenate([centre[None], spread.astype(centre.dtype)])
-            energy = jax.vmap(lambda t: potential_energy(exact, (), arrays, unravel(t)))(candidates)
+            # one at a time, as the draws' ratios are: the whole data's density, eleven times, in the memory of one
+            energy = jax.lax.map(lambda t: potential_energy(exact, (), arrays, unravel(t)), candidates)
             start = jnp.argmin(jnp.where(jnp.isnan(energy), jnp.inf, energy))  # the centre (0) on ties, and where none is finite
             rho = jnp.full(dim, np.log(np.expm1(INIT_SCALE)))  # softplus(rho) = INIT_SCALE
             return _strong((opt_init((candidates[start], rho)), key_run, jnp.zeros((), dtype=jnp.int32))), start
