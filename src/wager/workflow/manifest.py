@@ -12,7 +12,8 @@ A manifest is one canonical-JSON object with four parts:
 ``environment``
     Python, platform, package versions, the numerics flags that decide whether
     draws can be bit-identical (JAX PRNG implementation, threefry
-    partitioning, x64, ``XLA_FLAGS``, device), the JAX compilation cache, and
+    partitioning, x64, ``XLA_FLAGS``, device, the CPU's vector instruction
+    sets), the JAX compilation cache, and
     the git commit (and dirty flag) of the folder the spec lives in.
     ``numerics_fingerprint`` hashes the parts that decide bit-identity.
 ``outputs``
@@ -28,18 +29,19 @@ from, so ``wager replay`` can run it again.
 from __future__ import annotations
 
 import dataclasses
-
+import functools
 import getpass
 import hashlib
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -167,7 +169,7 @@ def numerics() -> dict[str, Any]:
     JAX is read only when this process already imported it: an exact run draws
     with NumPy's PCG64 and never pays JAX's start-up.
     """
-    flags: dict[str, Any] = {"numpy_bit_generator": "PCG64", "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+    flags: dict[str, Any] = {"numpy_bit_generator": "PCG64", "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "cpu": cpu_features()}
     if "jax" in sys.modules:
         import jax
 
@@ -179,6 +181,37 @@ def numerics() -> dict[str, Any]:
             jax_compilation_cache_dir=jax.config.jax_compilation_cache_dir,
         )
     return flags
+
+
+_ISA = re.compile(
+    r"^(sse\d\w*|ssse3|avx\w*|fma\d?|f16c|amx\w*|xop|gfni|vaes|vpclmulqdq"  # x86 (Linux's names)
+    r"|asimd\w*|sve\w*|sme(\d|[bfi]\w*)?|fphp|bf16|i8mm|fcma|f32mm|f64mm)$"  # arm64
+)
+"""The CPU features that change floating-point results: the vector instruction sets XLA's and NumPy's
+code is compiled or dispatched for (vector width changes a reduction's order, FMA a product's rounding)."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> str:
+    """This CPU's vector instruction sets, sorted: XLA compiles for the host's, so one seed on one
+    version gives other draws on a CPU with other ones (an AVX-512 host and an AVX2 one, both
+    x86_64). Linux reads ``/proc/cpuinfo``; elsewhere the processor's name stands in."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            found = vector_isa(info)
+    except OSError:
+        found = None
+    return found if found is not None else platform.processor() or "unknown"
+
+
+def vector_isa(cpuinfo: Iterable[str]) -> str | None:
+    """The vector instruction sets named on the first ``flags`` (x86) or ``Features`` (arm64) line
+    of ``/proc/cpuinfo``'s text, sorted and space-separated; None without such a line."""
+    for line in cpuinfo:
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return " ".join(sorted(f for f in value.split() if _ISA.match(f)))
+    return None
 
 
 def git_state(folder: Path) -> dict[str, Any] | None:
