@@ -88,7 +88,8 @@ def test_every_failed_gate_says_what_to_do_and_a_passed_one_says_nothing():
     good, _ = check(sampled(healthy()), GatePolicy())
     assert all(g.remedy == "" for g in good.gates)
     vi = Posterior(draws={"mu": healthy()[:2]}, engine="vi", reason="test", seed=0, chain_seeds=(1, 2), settings={"pareto_k": 6.0})
-    assert "--engine nuts" in check(vi, GatePolicy())[0].gates[0].remedy
+    remedy = check(vi, GatePolicy())[0].gates[0].remedy
+    assert "--engine nuts" in remedy and "inference.vi_steps" in remedy and "draw more (inference.draws)" in remedy
 
 
 def test_nan_diagnostic_fails_closed():
