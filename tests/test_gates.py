@@ -89,7 +89,7 @@ def test_every_failed_gate_says_what_to_do_and_a_passed_one_says_nothing():
     assert all(g.remedy == "" for g in good.gates)
     vi = Posterior(draws={"mu": healthy()[:2]}, engine="vi", reason="test", seed=0, chain_seeds=(1, 2), settings={"pareto_k": 6.0})
     remedy = check(vi, GatePolicy())[0].gates[0].remedy
-    assert "--engine nuts" in remedy and "inference.vi_steps" in remedy and "draw more (inference.draws)" in remedy
+    assert "--engine nuts" in remedy and "inference.vi_steps" in remedy
 
 
 def test_nan_diagnostic_fails_closed():
@@ -138,7 +138,7 @@ def test_a_variational_fit_with_few_draws_is_held_to_psis_bound(draws, k_hat, pa
     post = Posterior(draws={"mu": np.zeros((1, draws))}, engine="vi", reason="test", seed=0, chain_seeds=(1, 2, 3), settings={"pareto_k": k_hat})
     (gate_,) = check(post, GatePolicy())[0].gates
     assert gate_.passed is passes and gate_.threshold == pytest.approx(min(0.7, 1 - 1 / np.log10(draws)))
-    assert ("1 - 1/log10" in gate_.where) is (draws < 2155)
+    assert ("1 - 1/log10" in gate_.where) is ("more draws (inference.draws) raise it" in gate_.where) is (draws < 2155)
     assert check(post, GatePolicy(max_pareto_k=5.0))[0].gates[0].passed
     assert check(post, GatePolicy(max_pareto_k=0.3))[0].gates[0].threshold == 0.3
 

@@ -50,7 +50,7 @@ REMEDIES = {
     "divergences": "the sampler hit geometry it cannot follow: raise target_accept (inference.target_accept) or reparametrise",
     "e_bfmi": "the momentum resampling explores the energy poorly: look for heavy tails or a funnel in the model",
     "tree_depth": "trajectories stopped at the depth limit: a longer warmup, or a model whose scales differ less",
-    "pareto_k": "the variational approximation is too far from the posterior to decide on: if its fit had not converged (too few inference.vi_steps), fit longer; if the threshold was lowered for too few draws, draw more (inference.draws); otherwise run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
+    "pareto_k": "the variational approximation is too far from the posterior to decide on: if its fit had not converged (too few inference.vi_steps), fit longer; otherwise run NUTS instead (inference: {engine: nuts} in a spec, or --engine nuts), which the convergence gates can check; with thousands of parameters expect it to take far longer than VI, and possibly more warmup and draws than the defaults",
 }
 """What to do about each failed gate, for the people who read a blocked run."""
 
@@ -109,7 +109,10 @@ def check(posterior: Posterior, policy: GatePolicy) -> tuple[GateReport, Diagnos
         threshold = pareto_k_limit(policy.max_pareto_k, draws)
         where = f"PSIS of {draws} variational draws"
         if threshold < policy.max_pareto_k:
-            where += f"; with {draws} draws PSIS is reliable only below 1 - 1/log10({draws}), lower than {_fmt(policy.max_pareto_k)}"
+            where += (
+                f"; with {draws} draws PSIS is reliable only below 1 - 1/log10({draws}), lower than {_fmt(policy.max_pareto_k)}: "
+                "more draws (inference.draws) raise it"
+            )
         if "elbo_not_finite_from_step" in posterior.settings:  # wager.kernel.vi._Optimum
             where += (
                 f"; the optimisation's loss was not finite from step {posterior.settings['elbo_not_finite_from_step']}, "
