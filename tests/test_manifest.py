@@ -123,6 +123,31 @@ def test_the_numerics_fingerprint_tells_cpus_with_other_vector_instruction_sets_
     assert fingerprint(avx2) == fingerprint(avx2) != fingerprint(avx2 + " avx512f")
 
 
+def test_without_proc_cpuinfo_macos_names_its_chip(monkeypatch):
+    """No ``/proc/cpuinfo`` on macOS: its brand string ("Apple M4 Pro") fixes the instruction sets,
+    where ``platform.processor()`` says only "arm" for every Apple chip."""
+    import builtins
+    import subprocess as sp
+    from types import SimpleNamespace
+
+    from wager.workflow import manifest
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setattr(manifest.sys, "platform", "darwin")
+    monkeypatch.setattr(manifest.subprocess, "run", lambda args, **kw: SimpleNamespace(returncode=0, stdout="Apple M4 Pro\n") if args[:2] == ["sysctl", "-n"] else sp.run(args, **kw))
+    assert manifest.cpu_features.__wrapped__() == "Apple M4 Pro"
+    monkeypatch.setattr(manifest.sys, "platform", "win32")
+    monkeypatch.setattr(manifest.platform, "processor", lambda: "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel")
+    assert manifest.cpu_features.__wrapped__() == "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel"
+
+
 @pytest.mark.parametrize("engine_stats", [False, True])
 def test_draws_round_trip_through_inference_data_netcdf(tmp_path, engine_stats):
     import arviz as az

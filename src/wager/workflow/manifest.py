@@ -195,13 +195,20 @@ code is compiled or dispatched for (vector width changes a reduction's order, FM
 def cpu_features() -> str:
     """This CPU's vector instruction sets, sorted: XLA compiles for the host's, so one seed on one
     version gives other draws on a CPU with other ones (an AVX-512 host and an AVX2 one, both
-    x86_64). Linux reads ``/proc/cpuinfo``; elsewhere the processor's name stands in."""
+    x86_64). Linux reads ``/proc/cpuinfo``; elsewhere the processor's name stands in (macOS's
+    brand string, "Apple M4" or an Intel model, which fixes its instruction sets)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
             found = vector_isa(info)
     except OSError:
         found = None
-    return found if found is not None else platform.processor() or "unknown"
+    if found is None and sys.platform == "darwin":
+        try:
+            done = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=10)
+            found = done.stdout.strip() if done.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            found = None
+    return found or platform.processor() or "unknown"
 
 
 def vector_isa(cpuinfo: Iterable[str]) -> str | None:
