@@ -130,6 +130,15 @@ def test_psis_is_trusted_below_its_sample_size_bound(draws, bound):
     assert reliable_pareto_k(draws) == pytest.approx(bound, abs=1e-4)
 
 
+@pytest.mark.parametrize("limit, draws, held_to", [(0.7, 100, 0.5), (0.7, 4000, 0.7), (0.4, 100, 0.4), (0.9, 100, 0.9), (1000.0, 100, 1000.0)])
+def test_a_configured_pareto_k_limit_is_lowered_to_psis_bound_unless_it_overrides_psis(limit, draws, held_to):
+    """What the pareto_k gate and prior reweighting hold weights to: min(limit, 1 - 1/log10(S)) up to
+    0.7; a limit above 0.7 accepts weights PSIS does not vouch for and stands as given."""
+    from wager.kernel.diagnostics import pareto_k_limit
+
+    assert pareto_k_limit(limit, draws) == pytest.approx(held_to)
+
+
 @pytest.mark.parametrize("draws, k_hat, passes", [(100, 0.49, True), (100, 0.6, False), (1000, 0.6, True), (1000, 0.68, False), (4000, 0.68, True)])
 def test_a_variational_fit_with_few_draws_is_held_to_psis_bound(draws, k_hat, passes):
     """With 100 draws a Pareto k of 0.6 is above what PSIS can vouch for (0.5): the gate's

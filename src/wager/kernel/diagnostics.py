@@ -147,6 +147,11 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
 
 
+RELIABLE_K = 0.7
+"""The Pareto shape below which PSIS's weighted estimates are reliable given enough draws (Vehtari et al. 2024):
+the default of every check of importance weights in wager (the ``pareto_k`` gate, prior reweighting, LOO)."""
+
+
 def reliable_pareto_k(draws: int) -> float:
     """The Pareto shape below which PSIS estimates from ``draws`` draws are reliable: ``min(1 - 1/log10(S),
     0.7)`` (Vehtari, Simpson, Gelman, Yao & Gabry 2024, section 3.2.4; ArviZ's ``loo`` calls it ``good_k``).
@@ -154,14 +159,14 @@ def reliable_pareto_k(draws: int) -> float:
     at 100 draws, 0.7 from about 2,200. Ten draws or fewer trust no shape (0)."""
     if draws <= 10:
         return 0.0
-    return min(1.0 - 1.0 / math.log10(draws), 0.7)
+    return min(1.0 - 1.0 / math.log10(draws), RELIABLE_K)
 
 
 def pareto_k_limit(limit: float, draws: int) -> float:
     """The Pareto k a check of ``draws`` importance weights holds them to, given a configured ``limit``:
     up to 0.7 it is lowered to PSIS's sample-size bound where that is lower (``reliable_pareto_k``); a
     limit above 0.7 already accepts weights PSIS does not vouch for, and is taken as given."""
-    return limit if limit > 0.7 else min(limit, reliable_pareto_k(draws))
+    return limit if limit > RELIABLE_K else min(limit, reliable_pareto_k(draws))
 
 
 def chain_mean_se(draws: np.ndarray, chains: int) -> np.ndarray:

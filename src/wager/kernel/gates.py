@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wager.kernel.diagnostics import Diagnostics, diagnose, pareto_k_limit
+from wager.kernel.diagnostics import RELIABLE_K, Diagnostics, diagnose, pareto_k_limit
 from wager.kernel.posterior import Posterior
 
 
@@ -37,7 +37,7 @@ class GatePolicy(BaseModel):
     max_divergences: int = Field(default=0, ge=0)
     min_bfmi: float = Field(default=0.3, ge=0)
     max_tree_depth_hits: int = Field(default=0, ge=0)
-    max_pareto_k: float = Field(default=0.7, gt=0)
+    max_pareto_k: float = Field(default=RELIABLE_K, gt=0)
     """Upper limit on a variational fit's Pareto k. Up to 0.7 the gate holds a fit with few draws to
     PSIS's lower sample-size bound (``wager.kernel.diagnostics.reliable_pareto_k``); a limit above 0.7
     accepts weights PSIS does not vouch for at any draw count, and is taken as given."""

@@ -44,6 +44,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from wager.kernel.diagnostics import RELIABLE_K
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 
@@ -70,7 +71,7 @@ class SensitivityPolicy(BaseModel):
     enabled: bool = True
     factor: float = Field(default=2.0, gt=1.0, le=1000.0, allow_inf_nan=False)
     alternatives: dict[str, list[Prior]] = Field(default_factory=dict)
-    max_pareto_k: float = Field(default=0.7, gt=0.0, le=1.0)
+    max_pareto_k: float = Field(default=RELIABLE_K, gt=0.0, le=1.0)
 
 
 # --- importance weights --------------------------------------------------------

@@ -63,6 +63,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from wager.errors import SpecError
+from wager.kernel.diagnostics import RELIABLE_K, pareto_smoothed_log_weights
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn
 from wager.kernel.posterior import Posterior
 from wager.kernel.seeds import chain_seeds
@@ -83,11 +84,6 @@ START_RADIUS = 2.0
 RATIO_BATCH = 1
 """Draws whose exact log density is evaluated at once: one at a time measured about 3x faster on CPU
 than 256 vectorised (8 s against 23 s for 4,000 draws of the 304-series forecast model), and it bounds memory."""
-RELIABLE_K = 0.7
-"""Below this Pareto shape PSIS's weighted estimates are reliable, and the draws are resampled by their
-weights (Vehtari, Simpson, Gelman, Yao & Gabry 2024; with fewer than about 2,200 draws their bound,
-``1 - 1/log10(S)``, is lower and the ``pareto_k`` gate holds the fit to it, yet the weighted draws are
-still the better estimate below 0.7)."""
 FITS_KEPT = 8
 """How many compiled fits a process keeps (least recently used dropped first)."""
 
@@ -110,12 +106,13 @@ def run_vi(model: Model, config: InferenceConfig, reason: str, progress: Progres
         return found, flat, np.asarray(log_w)
 
     found, flat, log_w = _traceable(model, attempt)
-    from wager.kernel.diagnostics import pareto_smoothed_log_weights
-
     finite = np.isfinite(log_w)
     if not finite.any():
         raise unevaluable(log_w)
     smoothed, k_hat = pareto_smoothed_log_weights(log_w) if finite.all() else (None, float("inf"))
+    # Below RELIABLE_K the draws are resampled by their weights. With fewer than about 2,200 draws PSIS's bound,
+    # 1 - 1/log10(S), is lower and the pareto_k gate holds the fit to it, yet the weighted draws are still the
+    # better estimate below 0.7.
     resampled = smoothed is not None and k_hat < RELIABLE_K
     picked = systematic_resample(np.exp(smoothed), np.random.default_rng(resample_seed)) if resampled else np.arange(log_w.size)
     shape = (config.chains, config.draws)

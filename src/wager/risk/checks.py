@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wager.kernel.calibration import rank_uniformity
-from wager.kernel.diagnostics import pareto_smoothed_log_weights, reliable_pareto_k
+from wager.kernel.diagnostics import RELIABLE_K, pareto_smoothed_log_weights, reliable_pareto_k
 from wager.kernel.posterior import Posterior
 
 ALPHA = 0.01
@@ -59,7 +59,7 @@ class PitCheck:
     max_ecdf_difference: float
     max_pareto_k: float
     alpha: float
-    reliable_k: float = 0.7
+    reliable_k: float = RELIABLE_K
     """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
 
     def lines(self) -> list[str]:

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import stats as sps
 
 from wager.errors import CheckNotApplicable
+from wager.kernel.diagnostics import RELIABLE_K
 from wager.kernel.inference import Model
 from wager.kernel.posterior import Posterior
 
@@ -158,7 +159,7 @@ class LooPit:
     passed: bool
     max_ecdf_difference: float
     max_pareto_k: float
-    reliable_k: float = 0.7
+    reliable_k: float = RELIABLE_K
     """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
 
     def to_json(self) -> dict[str, Any]:
