@@ -290,3 +290,29 @@ def test_a_failed_html_write_leaves_no_partial_file(founding, tmp_path):
     with pytest.raises(OSError):
         write_html_report(founding, tmp_path / "run.html")
     assert [p.name for p in tmp_path.iterdir()] == ["run.html"]
+
+
+def test_the_validation_section_plots_each_loo_pit_of_a_domain_check(founding):
+    """A risk model checks itself (``wager.risk.checks``): one LOO-PIT, or several beside a held-out
+    calibration. The report shows each PIT's plot, named, and no statistics table it does not have."""
+    import numpy as np
+    from scipy import stats
+
+    from wager.risk.checks import AllOf, binned_calibration, loo_pit
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(2.0, 1.0, size=200)
+    theta = rng.normal(y.mean(), 1 / np.sqrt(y.size), size=(500, 1))
+    counts = loo_pit(stats.norm.logpdf(y, theta), stats.norm.cdf(y, theta), "claim counts")
+    amounts = loo_pit(stats.norm.logpdf(y, theta), stats.norm.cdf(y, theta), "claim amounts")
+    held_out = binned_calibration(np.full((500, 1000), 0.1), rng.random(1000) < 0.1, rng, "outcomes")
+
+    def page(check) -> str:
+        document = {"checks": [{"name": "predictive", "status": "passed", "seconds": 1.0, "lines": check.lines(), "data": check.to_json()}]}
+        return html_report(founding, [{"document": document, "passed": True, "created_at": "2026-12-01T21:00:00+00:00"}])
+
+    one = page(counts)
+    assert one.count('alt="LOO-PIT ECDF difference') == 1 and "LOO-PIT of 200 claim counts" in one
+    both = page(AllOf((counts, amounts, held_out)))
+    assert both.count('alt="LOO-PIT ECDF difference') == 2 and "claim amounts" in both
+    assert "Posterior predictive p-values" not in both

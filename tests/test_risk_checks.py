@@ -18,7 +18,7 @@ def test_loo_pit_is_uniform_when_the_data_come_from_the_model():
     y = rng.normal(2.0, 1.0, size=400)
     theta = normal_mean_posterior(y, 1000, rng)
     check = loo_pit(stats.norm.logpdf(y, theta), stats.norm.cdf(y, theta), "draws")
-    assert check.passed and check.values.shape == (400,) and check.max_pareto_k < 0.7
+    assert check.passed and check.pit.values.shape == (400,) and check.pit.max_pareto_k < 0.7
     assert "reproduces" in check.lines()[0] and check.to_json()["passed"]
 
 
@@ -29,8 +29,8 @@ def test_loo_pit_names_psis_bound_for_its_number_of_draws():
     y = np.append(rng.normal(2.0, 1.0, size=9), 5.0)
     theta = normal_mean_posterior(y, 100, rng)
     check = loo_pit(stats.norm.logpdf(y, theta), stats.norm.cdf(y, theta), "draws")
-    assert check.reliable_k == 0.5 and check.to_json()["reliable_k"] == 0.5
-    assert 0.5 < check.max_pareto_k < 0.7 and "(above 0.5: some LOO values are unreliable)" in check.lines()[1]
+    assert check.pit.reliable_k == 0.5 and check.to_json()["loo_pit"]["reliable_k"] == 0.5
+    assert 0.5 < check.pit.max_pareto_k < 0.7 and "(above 0.5: some LOO values are unreliable)" in check.lines()[1]
 
 
 def test_loo_pit_flags_data_with_heavier_tails_than_the_model():
@@ -65,3 +65,18 @@ def test_all_of_passes_only_when_every_check_does():
     both = AllOf((fine, bad))
     assert fine.passed and not bad.passed and not both.passed
     assert both.lines() == fine.lines() + bad.lines() and len(both.to_json()["checks"]) == 2
+
+
+def test_randomised_loo_pit_of_counts_is_uniform_and_the_plain_cdf_is_not():
+    """For discrete data ``F(y_i)`` alone is not uniform (its values sit on the tops of the CDF's steps,
+    pushed towards 1); ``F(y_i - 1) + U (F(y_i) - F(y_i - 1))`` is, under the right model. Poisson counts,
+    Gamma(1, 1) prior on the rate: the posterior is Gamma(1 + sum y, 1 + n) (conjugate)."""
+    from wager.kernel.calibration import loo_pit as kernel_loo_pit
+
+    rng = np.random.default_rng(6)
+    y = rng.poisson(3.0, size=400)
+    rate = rng.gamma(1 + y.sum(), 1 / (1 + y.size), size=(1000, 1))
+    below, at = stats.poisson.cdf(y - 1, rate), stats.poisson.cdf(y, rate)
+    randomised = kernel_loo_pit(stats.poisson.logpmf(y, rate), below + rng.random(y.size) * (at - below), 0.01)
+    plain = kernel_loo_pit(stats.poisson.logpmf(y, rate), at, 0.01)
+    assert randomised.passed and not plain.passed

@@ -7,13 +7,10 @@ held-out applicants), so each task checks itself with one of these:
 
 * ``loo_pit``: leave-one-out probability integral transforms from each
   observation's log-likelihood ``log p(y_i | theta_s)`` and predictive CDF
-  ``F_s(y_i)`` at every posterior draw: ``PIT_i = sum_s w_is F_s(y_i)`` with
-  Pareto-smoothed importance weights ``w_is propto 1 / p(y_i | theta_s)``
-  (Vehtari, Gelman & Gabry 2017). When the model's conditional distributions
+  ``F_s(y_i)`` at every posterior draw (``wager.kernel.calibration.loo_pit``,
+  which the shared check uses too). When the model's conditional distributions
   are right the ``PIT_i`` are uniform on (0, 1); the ECDF simultaneous band
-  (``wager.kernel.calibration.rank_uniformity``) tests that at level ``alpha``.
-  Leave-one-out, not in-sample: in-sample PIT values bunch in the middle
-  because each observation pulled the fit toward itself.
+  tests that at level ``alpha``.
 * ``binned_calibration``: binary outcomes not used in the fit, grouped by the
   posterior mean probability into equal-count bins; each bin's count of
   events against its posterior predictive distribution (events simulated from
@@ -28,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from wager.kernel.calibration import rank_uniformity
-from wager.kernel.diagnostics import RELIABLE_K, pareto_smoothed_log_weights, reliable_pareto_k
+from wager.kernel import calibration
+from wager.kernel.calibration import LooPit
 from wager.kernel.posterior import Posterior
 
 ALPHA = 0.01
@@ -51,45 +48,28 @@ def thinned_draws(posterior: Posterior, names: Sequence[str] | None = None, limi
 
 @dataclass(frozen=True)
 class PitCheck:
-    """LOO-PIT values of ``what`` ``(n,)`` and whether they pass the uniformity test."""
+    """The LOO-PIT values of ``what`` and their uniformity test (``pit``)."""
 
     what: str
-    values: np.ndarray
-    passed: bool
-    max_ecdf_difference: float
-    max_pareto_k: float
-    alpha: float
-    reliable_k: float = RELIABLE_K
-    """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
+    pit: LooPit
+
+    @property
+    def passed(self) -> bool:
+        return self.pit.passed
 
     def lines(self) -> list[str]:
-        verdict = "uniform within the simultaneous band" if self.passed else "FLAGGED: not uniform (the band is left)"
-        unreliable = f" (above {self.reliable_k:.2g}: some LOO values are unreliable)" if self.max_pareto_k > self.reliable_k else ""
-        return [
-            f"Posterior predictive check: {'the model reproduces' if self.passed else 'the model does NOT reproduce'} {self.what}.",
-            f"  LOO-PIT of {self.values.size} {self.what}: {verdict} at level {self.alpha:g}; "
-            f"max |ECDF - uniform| {self.max_ecdf_difference:.3f}, max Pareto k {self.max_pareto_k:.2f}{unreliable}",
-        ]
+        return [f"Posterior predictive check: {'the model reproduces' if self.passed else 'the model does NOT reproduce'} {self.what}.",
+                "  " + self.pit.line(self.what)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "loo_pit", "what": self.what, "passed": self.passed, "alpha": self.alpha, "values": [float(v) for v in self.values],
-                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k, "reliable_k": self.reliable_k}
+        """``loo_pit`` as the shared check records it (the HTML report plots its values)."""
+        return {"kind": "loo_pit", "what": self.what, "passed": self.passed, "loo_pit": self.pit.to_json()}
 
 
 def loo_pit(log_lik: np.ndarray, cdf: np.ndarray, what: str, alpha: float = ALPHA) -> PitCheck:
-    """LOO-PIT of ``n`` observations from ``log_lik`` and ``cdf``, both ``(draws, n)``:
+    """LOO-PIT of ``n`` observations (``what``) from ``log_lik`` and ``cdf``, both ``(draws, n)``:
     each observation's log-likelihood and predictive CDF at it, per posterior draw."""
-    log_lik, cdf = np.asarray(log_lik, dtype=float), np.asarray(cdf, dtype=float)
-    if log_lik.shape != cdf.shape or log_lik.ndim != 2:
-        raise ValueError(f"log_lik and cdf must both be (draws, n); got {log_lik.shape} and {cdf.shape}")
-    values, ks = np.empty(log_lik.shape[1]), np.empty(log_lik.shape[1])
-    for i in range(log_lik.shape[1]):
-        log_w, ks[i] = pareto_smoothed_log_weights(-log_lik[:, i])
-        values[i] = np.sum(np.exp(log_w) * cdf[:, i])
-    pit = np.clip(values, 0.0, 1.0)
-    test = rank_uniformity(np.minimum((pit * 100).astype(np.int64), 99), 99, alpha)
-    return PitCheck(what=what, values=pit, passed=test.passed, max_ecdf_difference=test.max_ecdf_difference,
-                    max_pareto_k=float(np.max(ks)), alpha=alpha, reliable_k=reliable_pareto_k(log_lik.shape[0]))
+    return PitCheck(what=what, pit=calibration.loo_pit(log_lik, cdf, alpha))
 
 
 @dataclass(frozen=True)

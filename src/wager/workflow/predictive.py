@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats as sps
 
 from wager.errors import CheckNotApplicable
-from wager.kernel.diagnostics import RELIABLE_K
+from wager.kernel.calibration import LooPit
 from wager.kernel.inference import Model
 from wager.kernel.posterior import Posterior
 
@@ -151,23 +151,6 @@ class StatisticCheck:
 
 
 @dataclass(frozen=True)
-class LooPit:
-    """Leave-one-out PIT values ``P(y_rep_i <= y_i | y_-i)`` by Pareto-smoothed importance
-    sampling, and whether they pass the ECDF simultaneous-band test of uniformity."""
-
-    values: np.ndarray
-    passed: bool
-    max_ecdf_difference: float
-    max_pareto_k: float
-    reliable_k: float = RELIABLE_K
-    """PSIS's bound for the number of draws (``wager.kernel.diagnostics.reliable_pareto_k``)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"values": [float(v) for v in self.values], "passed": self.passed,
-                "max_ecdf_difference": self.max_ecdf_difference, "max_pareto_k": self.max_pareto_k, "reliable_k": self.reliable_k}
-
-
-@dataclass(frozen=True)
 class PredictiveCheck:
     checks: tuple[StatisticCheck, ...]
     draws: int
@@ -191,13 +174,7 @@ class PredictiveCheck:
             mark = "FLAGGED " if c.flagged else ""
             out.append(f"  {mark}{c.statistic}({c.site}) = {c.observed:.4g}: {self.kind} predictive p-value {c.ppp:.3f}")
         if self.loo_pit is not None:
-            pit = self.loo_pit
-            verdict = "uniform within the simultaneous band" if pit.passed else "FLAGGED: not uniform (the band is left)"
-            out.append(
-                f"  LOO-PIT of {pit.values.size} observations: {verdict}; max |ECDF - uniform| {pit.max_ecdf_difference:.3f}, "
-                f"max Pareto k {pit.max_pareto_k:.2f}"
-                + (f" (above {pit.reliable_k:.2g}: some LOO values are unreliable)" if pit.max_pareto_k > pit.reliable_k else "")
-            )
+            out.append("  " + self.loo_pit.line("observations"))
         if self.unsimulated:
             out.append(f"  Not simulated: the factor term{'s' if len(self.unsimulated) > 1 else ''} {', '.join(self.unsimulated)} "
                        f"(numpyro.factor has no distribution to draw from): the data were drawn without {'them' if len(self.unsimulated) > 1 else 'it'}.")
@@ -215,7 +192,7 @@ def posterior_predictive_check(
     draws = latent_draws(posterior)
     replicated = replicate(model, draws, seed)
     checks = statistic_checks(model, replicated, statistics, alpha)
-    pit = loo_pit(model, draws, replicated, seed, alpha)
+    pit = replicated_loo_pit(model, draws, replicated, seed, alpha)
     return PredictiveCheck(checks=checks, draws=len(next(iter(draws.values()))), alpha=alpha, loo_pit=pit)
 
 
@@ -275,31 +252,24 @@ def prior_check_of(site: str, y: np.ndarray, replicated: np.ndarray, statistics:
     return PredictiveCheck(checks=checks, draws=int(replicated.shape[0]), alpha=alpha, kind="prior")
 
 
-def loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[str, np.ndarray], seed: int, alpha: float) -> LooPit:
-    """``PIT_i = sum_s w_is [y_rep_si < y_i] + U sum_s w_is [y_rep_si = y_i]`` with PSIS weights
-    ``w_is propto 1 / p(y_i | theta_s)`` (Vehtari, Gelman & Gabry 2017; randomised for ties)."""
+def replicated_loo_pit(model: Model, draws: Mapping[str, np.ndarray], replicated: Mapping[str, np.ndarray], seed: int, alpha: float) -> LooPit:
+    """LOO-PIT of every observed element (``wager.kernel.calibration.loo_pit``), each draw's predictive
+    CDF at ``y_i`` estimated by its replicate: ``F_s(y_i) = [y_rep_si < y_i] + U_i [y_rep_si = y_i]``,
+    ``U_i`` uniform (randomised for ties, so discrete data give uniform values too)."""
     from numpyro.infer import log_likelihood
 
-    from wager.kernel.calibration import rank_uniformity
-    from wager.kernel.diagnostics import pareto_smoothed_log_weights, reliable_pareto_k
+    from wager.kernel.calibration import loo_pit
 
     sites = observed_sites(model)
     pointwise = log_likelihood(model.numpyro_model, dict(draws), **dict(model.data))
     rng = np.random.default_rng(seed)
-    values, ks = [], []
+    log_lik, cdf = [], []
     for site, key in sites.items():
         y = np.asarray(model.data[key], dtype=float).ravel()
-        ll = np.asarray(pointwise[site]).reshape(-1, y.size)
         rep = replicated[site].reshape(-1, y.size).astype(float)
-        for i in range(y.size):
-            log_w, k = pareto_smoothed_log_weights(-ll[:, i])
-            w = np.exp(log_w)
-            values.append(float(np.sum(w * (rep[:, i] < y[i])) + rng.random() * np.sum(w * (rep[:, i] == y[i]))))
-            ks.append(k)
-    pit = np.clip(np.array(values), 0.0, 1.0)
-    test = rank_uniformity(np.minimum((pit * 100).astype(np.int64), 99), 99, alpha)
-    return LooPit(values=pit, passed=test.passed, max_ecdf_difference=test.max_ecdf_difference, max_pareto_k=float(np.max(ks)),
-                  reliable_k=reliable_pareto_k(ll.shape[0]))
+        log_lik.append(np.asarray(pointwise[site], dtype=float).reshape(-1, y.size))
+        cdf.append((rep < y) + rng.random(y.size) * (rep == y))
+    return loo_pit(np.concatenate(log_lik, axis=1), np.concatenate(cdf, axis=1), alpha)
 
 
 # --- new data (wager monitor) -------------------------------------------------------

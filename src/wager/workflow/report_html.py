@@ -726,13 +726,18 @@ def _validation(validations: Sequence[Mapping[str, Any]]) -> str:
     ], stack="cards")
     predictive = next((c for c in checks if c["name"] == "predictive" and c.get("data")), None)
     if predictive:
-        rows = [[f"{t['statistic']}({t['site']})", f"{t['observed']:.4g}", f"{t['ppp']:.3f}", "flagged" if t["flagged"] else "ok"] for t in predictive["data"].get("checks", [])]
+        # the shared check (statistics and one LOO-PIT), a domain's own check, or several of those (``all_of``)
+        parts = predictive["data"]["checks"] if predictive["data"].get("kind") == "all_of" else [predictive["data"]]
+        rows = [[f"{t['statistic']}({t['site']})", f"{t['observed']:.4g}", f"{t['ppp']:.3f}", "flagged" if t["flagged"] else "ok"]
+                for part in parts for t in part.get("checks", []) if "statistic" in t]
         if rows:
             body += "<h3>Posterior predictive p-values</h3>" + table(["Statistic", "Observed", "p-value", ""], rows, stack="cards")
-        pit = predictive["data"].get("loo_pit")
-        if pit and pit.get("values"):
-            body += figure(pit_plot(pit["values"]), "LOO-PIT ECDF difference with its simultaneous band",
-                           "LOO-PIT calibration: inside the band, the model's predictive distributions are calibrated.")
+        for part in parts:
+            pit = part.get("loo_pit")
+            if pit and pit.get("values"):
+                what = part.get("what", "the observations")
+                body += figure(pit_plot(pit["values"], pit.get("alpha", 0.05)), f"LOO-PIT ECDF difference with its simultaneous band: {what}",
+                               f"LOO-PIT calibration of {what}: inside the band, the model's predictive distributions are calibrated.")
         lfo = predictive["data"].get("lfo_pit")
         if lfo and lfo.get("values"):
             body += figure(pit_plot(lfo["values"]), "Leave-future-out PIT ECDF difference with its simultaneous band",

@@ -178,13 +178,13 @@ def loss_plot(actions: Sequence[str], losses: Sequence[float], errors: Sequence[
 def pit_plot(values: Sequence[float], alpha: float = 0.05) -> str:
     """ECDF of PIT values minus the uniform CDF, inside its simultaneous ``1 - alpha`` band
     (Säilynoja et al. 2022, the band ``wager.kernel.calibration`` tests with)."""
-    from wager.kernel.calibration import ecdf_band
+    from wager.kernel.calibration import PIT_BINS, ecdf_band
 
     pit = np.clip(np.asarray(values, dtype=float), 0, 1)
-    ranks = np.minimum((pit * 100).astype(np.int64), 99)
-    band = ecdf_band(pit.size, 99, alpha)
+    ranks = np.minimum((pit * PIT_BINS).astype(np.int64), PIT_BINS - 1)
+    band = ecdf_band(pit.size, PIT_BINS - 1, alpha)
     z = band.eval_points
-    ecdf = np.array([np.mean(ranks + 1 <= j) for j in range(1, 100)])
+    ecdf = np.array([np.mean(ranks + 1 <= j) for j in range(1, PIT_BINS)])
     with _rc():
         fig = _figure(2.6)
         ax = fig.add_subplot()
