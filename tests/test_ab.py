@@ -7,6 +7,7 @@ import pytest
 from scipy import special, stats
 
 from wager.ab.examples import FOUNDING_EXAMPLE
+from wager.ab.models import DEFAULT_PRIORS
 from wager.workflow.pipeline import result_json, run
 from wager.workflow.specs import parse_spec
 
@@ -107,9 +108,11 @@ def test_count_metric_is_gamma_poisson_with_a_closed_form_chance_to_win():
         "arms": [{"name": "A", "visitors": 1000, "events": 480}, {"name": "B", "visitors": 1000, "events": 540}],
     }
     out = decide(payload)
-    # Gamma(1 + 480, 0.001 + 1000) vs Gamma(1 + 540, 0.001 + 1000): P(B > A) = I_{r_a/(r_a+r_b)}(a_a, a_b)
-    ra = rb = 1000.001
-    assert out["arms"]["B"]["prob_beats_control"] == pytest.approx(special.betainc(481, 541, ra / (ra + rb)), abs=1e-10)
+    # the default Gamma(shape, rate) prior: Gamma(shape + 480, rate + 1000) vs Gamma(shape + 540, rate + 1000),
+    # P(B > A) = I_{r_a/(r_a+r_b)}(a_a, a_b)
+    prior = DEFAULT_PRIORS["count"]["rate"].params
+    ra = rb = prior["rate"] + 1000
+    assert out["arms"]["B"]["prob_beats_control"] == pytest.approx(special.betainc(prior["shape"] + 480, prior["shape"] + 540, ra / (ra + rb)), abs=1e-10)
     assert out["inference"]["engine"] == "exact"
 
 

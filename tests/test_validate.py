@@ -323,3 +323,44 @@ def test_monitor_names_a_missing_or_empty_data_file_as_data(founding_run, tmp_pa
         result = runner.invoke(app, ["monitor", founding_run, "--data", str(tmp_path / name)])
         assert result.exit_code == 2
         assert result.stderr == f"error: --data: {rule}\n"
+
+
+def count_problem(priors: dict | None = None):
+    from wager.ab.domain import prepare
+    from wager.ab.spec import ABSpec
+
+    arms = [{"name": "current", "visitors": 8000, "events": 2410}, {"name": "grid", "visitors": 8000, "events": 2570},
+            {"name": "carousel", "visitors": 8000, "events": 2455}]  # examples/ab_three_arms_count.yaml
+    return prepare(ABSpec.model_validate({"metric": "count", "arms": arms, **({"priors": priors} if priors else {})}))
+
+
+def test_an_ab_prior_predictive_check_judges_each_arm_against_its_own_prior():
+    """Arms have independent priors. Statistics across arms test that independence: three independent
+    Jeffreys rates are rarely within 7% of each other, so the spread and mean of the arms' counts are
+    flagged, though each arm's count is ordinary under its prior (P(rate < 0.3) = 0.19, closed form)."""
+    from scipy import stats
+
+    from wager.workflow.predictive import prior_predictive_check
+
+    problem = count_problem()
+    per_arm = problem.prior_check(seed=0)
+    assert per_arm.passed and [c.site for c in per_arm.checks] == ["events[current]", "events[grid]", "events[carousel]"]
+    prior = problem.priors["rate"].params
+    exact = stats.gamma(prior["shape"], scale=1 / prior["rate"]).sf(2410 / 8000)  # P(events_rep > 2410) up to the Poisson's spread
+    assert abs(per_arm.checks[0].ppp - exact) < 0.03
+    across = prior_predictive_check(problem.model, seed=0)
+    assert not across.passed and {c.statistic for c in across.checks if c.flagged} >= {"sd"}
+
+
+def test_an_ab_prior_that_rules_out_the_arms_rates_is_flagged_arm_by_arm():
+    # Gamma(100, 1000): rate 0.10 +- 0.01 events per visitor, against 0.30-0.32 in the data
+    tight = {"rate": {"family": "gamma", "params": {"shape": 100, "rate": 1000}, "why": "last year's layouts", "source": "test"}}
+    check = count_problem(tight).prior_check(seed=0)
+    assert not check.passed and all(c.flagged for c in check.checks)
+    assert "FLAGGED events[grid] = 2570: prior predictive p-value 0.000" in "\n".join(check.lines())
+
+
+def test_the_shipped_count_example_validates():
+    code, out = validate(str(EXAMPLES / "ab_three_arms_count.yaml"), "--sbc", "0", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["prior predictive"]["status"] == "passed", out

@@ -67,6 +67,14 @@ class ABProblem:
     def decide(self, posterior: Posterior) -> Outcome:
         return outcome(self.spec, posterior)
 
+    def prior_check(self, seed: int = 0) -> Any:
+        """``wager validate``'s prior predictive check, arm by arm: each arm's data against its own
+        prior predictive (the arms' priors are independent; ``wager.workflow.predictive``)."""
+        from wager.workflow.predictive import prior_predictive_check
+
+        assert self.spec.arms is not None
+        return prior_predictive_check(self.model, seed=seed, units=tuple(a.name for a in self.spec.arms))
+
     def realized_loss(self, action: str, data: Mapping[str, Any]) -> float | None:
         """What ``action`` gave up in a window of outcomes ``data`` (the model's data keys):
         the best arm's observed value per visitor minus the chosen arm's, in the metric's

@@ -126,7 +126,10 @@ def replicating(fn: Any) -> Any:
 
 
 def statistic(name: str, y: np.ndarray, axis: Any = None) -> np.ndarray:
+    """``name`` (``mean``, ``sd``, ``min``, ``max``; ``value``: the one element of ``y``) over ``axis``."""
     y = np.asarray(y, dtype=float)
+    if name == "value":  # one element, or one per row along axis 1 (reshape refuses more)
+        return y.reshape(()) if axis is None else y.reshape(y.shape[0])
     if name == "mean":
         return y.mean(axis=axis)
     if name == "sd":
@@ -172,7 +175,8 @@ class PredictiveCheck:
         out = [head]
         for c in self.checks:
             mark = "FLAGGED " if c.flagged else ""
-            out.append(f"  {mark}{c.statistic}({c.site}) = {c.observed:.4g}: {self.kind} predictive p-value {c.ppp:.3f}")
+            what = c.site if c.statistic == "value" else f"{c.statistic}({c.site})"
+            out.append(f"  {mark}{what} = {c.observed:.4g}: {self.kind} predictive p-value {c.ppp:.3f}")
         if self.loo_pit is not None:
             out.append("  " + self.loo_pit.line("observations"))
         if self.unsimulated:
@@ -196,11 +200,20 @@ def posterior_predictive_check(
     return PredictiveCheck(checks=checks, draws=len(next(iter(draws.values()))), alpha=alpha, loo_pit=pit)
 
 
-def prior_predictive_check(model: Model, seed: int, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01, draws: int = MAX_DRAWS) -> PredictiveCheck:
+def prior_predictive_check(
+    model: Model, seed: int, statistics: tuple[str, ...] = STATISTICS, alpha: float = 0.01, draws: int = MAX_DRAWS,
+    units: tuple[str, ...] | None = None,
+) -> PredictiveCheck:
     """Where the data's ``statistics`` fall among data simulated from the priors alone.
 
     A p-value in the outer tails says the priors put (almost) no mass on data
     like these: a prior-data conflict to resolve before trusting a decision.
+
+    ``units``: the names of the elements of every observed site when each has parameters of its own
+    with independent priors (an A/B test's arms). Each element's value is then checked against its own
+    prior predictive, Bonferroni over them: statistics across such elements (their mean, spread) would
+    test the priors' independence, and independent priors wide enough for any test's level make arms as
+    close as real ones improbable, however defensible each prior is.
     """
     import jax
     from numpyro.infer import Predictive
@@ -209,9 +222,15 @@ def prior_predictive_check(model: Model, seed: int, statistics: tuple[str, ...] 
     predictive = Predictive(replicating(model.numpyro_model), num_samples=draws, return_sites=list(sites))
     out = predictive(jax.random.PRNGKey(seed), **dict(model.data))
     replicated = {name: np.asarray(out[name]) for name in sites}
-    return PredictiveCheck(
-        checks=statistic_checks(model, replicated, statistics, alpha), draws=draws, alpha=alpha, kind="prior", unsimulated=factor_sites(model)
-    )
+    if units is None:
+        checks = statistic_checks(model, replicated, statistics, alpha)
+    else:
+        per_test = alpha / (len(sites) * len(units))
+        checks = tuple(
+            ppp_check(f"{site}[{unit}]", "value", np.asarray(model.data[key], dtype=float).ravel()[i], replicated[site].reshape(draws, -1)[:, i], per_test)
+            for site, key in sites.items() for i, unit in enumerate(units)
+        )
+    return PredictiveCheck(checks=checks, draws=draws, alpha=alpha, kind="prior", unsimulated=factor_sites(model))
 
 
 def factor_sites(model: Model) -> tuple[str, ...]:

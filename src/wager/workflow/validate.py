@@ -165,6 +165,10 @@ def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str,
     from wager.workflow.predictive import prior_check_of, prior_predictive_check
 
     model = result.problem.model
+    own = getattr(result.problem, "prior_check", None)
+    if own is not None:  # the domain's own form of the check (per arm for an A/B test)
+        check = own(seed=seed)
+        return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     simulated = getattr(result.problem, "prior_predictive", None)
     if simulated is not None:  # the domain simulates its own prior predictive (a likelihood written as a factor)
         check = prior_check_of(*simulated(seed=seed))
