@@ -343,7 +343,7 @@ def test_an_ab_prior_predictive_check_judges_each_arm_against_its_own_prior():
     from wager.workflow.predictive import prior_predictive_check
 
     problem = count_problem()
-    per_arm = problem.prior_check(seed=0)
+    per_arm = prior_predictive_check(problem.model, seed=0, units=problem.prior_check_units)
     assert per_arm.passed and [c.site for c in per_arm.checks] == ["events[current]", "events[grid]", "events[carousel]"]
     prior = problem.priors["rate"].params
     exact = stats.gamma(prior["shape"], scale=1 / prior["rate"]).sf(2410 / 8000)  # P(events_rep > 2410) up to the Poisson's spread
@@ -355,7 +355,10 @@ def test_an_ab_prior_predictive_check_judges_each_arm_against_its_own_prior():
 def test_an_ab_prior_that_rules_out_the_arms_rates_is_flagged_arm_by_arm():
     # Gamma(100, 1000): rate 0.10 +- 0.01 events per visitor, against 0.30-0.32 in the data
     tight = {"rate": {"family": "gamma", "params": {"shape": 100, "rate": 1000}, "why": "last year's layouts", "source": "test"}}
-    check = count_problem(tight).prior_check(seed=0)
+    from wager.workflow.predictive import prior_predictive_check
+
+    problem = count_problem(tight)
+    check = prior_predictive_check(problem.model, seed=0, units=problem.prior_check_units)
     assert not check.passed and all(c.flagged for c in check.checks)
     assert "FLAGGED events[grid] = 2570: prior predictive p-value 0.000" in "\n".join(check.lines())
 

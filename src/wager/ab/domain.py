@@ -67,13 +67,12 @@ class ABProblem:
     def decide(self, posterior: Posterior) -> Outcome:
         return outcome(self.spec, posterior)
 
-    def prior_check(self, seed: int = 0) -> Any:
-        """``wager validate``'s prior predictive check, arm by arm: each arm's data against its own
-        prior predictive (the arms' priors are independent; ``wager.workflow.predictive``)."""
-        from wager.workflow.predictive import prior_predictive_check
-
-        assert self.spec.arms is not None
-        return prior_predictive_check(self.model, seed=seed, units=tuple(a.name for a in self.spec.arms))
+    @property
+    def prior_check_units(self) -> tuple[str, ...]:
+        """The arms, each the model's data of one element of every observed site, with a prior of its own:
+        ``wager validate`` checks each arm's data against its own prior predictive (``units`` of
+        ``wager.workflow.predictive.prior_predictive_check``)."""
+        return tuple(a.name for a in self.spec.arms or [])
 
     def realized_loss(self, action: str, data: Mapping[str, Any]) -> float | None:
         """What ``action`` gave up in a window of outcomes ``data`` (the model's data keys):

@@ -165,17 +165,13 @@ def _prior_predictive(result: Any, seed: int) -> tuple[str, list[str], dict[str,
     from wager.workflow.predictive import prior_check_of, prior_predictive_check
 
     model = result.problem.model
-    own = getattr(result.problem, "prior_check", None)
-    if own is not None:  # the domain's own form of the check (per arm for an A/B test)
-        check = own(seed=seed)
-        return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     simulated = getattr(result.problem, "prior_predictive", None)
     if simulated is not None:  # the domain simulates its own prior predictive (a likelihood written as a factor)
         check = prior_check_of(*simulated(seed=seed))
         return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
     if model.numpyro_model is None:
         return "skipped", [f"model {model.name!r} has no NumPyro model to simulate data from"], {}
-    check = prior_predictive_check(model, seed=seed)
+    check = prior_predictive_check(model, seed=seed, units=getattr(result.problem, "prior_check_units", None))
     return ("passed" if check.passed else "failed"), check.lines(), check.to_json()
 
 
