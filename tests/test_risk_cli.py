@@ -94,7 +94,8 @@ def test_wager_risk_var_holds_capital_with_the_plug_in_and_a_backtest(tmp_path):
 
 
 def test_wager_risk_threshold_declines_above_c_fp_over_c_fp_plus_c_fn(tmp_path):
-    payload = decided(["threshold", "--sample", "islr_default", "--c-fp", "1", "--c-fn", "10", "--listed", "5"], tmp_path)
+    db = str(tmp_path / "registry.sqlite")
+    payload = decided(["threshold", "--sample", "islr_default", "--c-fp", "1", "--c-fn", "10", "--listed", "5"], tmp_path, "--db", db)
     assert payload["action"] == "approve/decline"
     t, holdout = payload["threshold"], payload["holdout"]
     assert t["bayes_threshold"] == pytest.approx(1 / 11)
@@ -108,6 +109,11 @@ def test_wager_risk_threshold_declines_above_c_fp_over_c_fp_plus_c_fn(tmp_path):
     lo, hi = holdout["optimal_threshold"]["interval"]
     assert 0 <= lo <= hi <= 1
     check_loss_distribution(payload["loss_distribution"], 0.95)
+    # its report: the threshold block is the task's, not an A/B test's threshold of caring
+    html = tmp_path / "report.html"
+    shown = invoke(["report", payload["run_id"], "--out", str(html), "--db", db], tmp_path)
+    assert shown.exit_code == 0, shown.output
+    assert 'id="risk"' in html.read_text() and "Threshold of caring" not in html.read_text()
 
 
 def test_wager_risk_claims_holds_capital_predictive_beside_plug_in(tmp_path):

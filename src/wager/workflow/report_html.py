@@ -233,7 +233,7 @@ def _kpis(record: Any) -> str:
         elif rows:
             best = min(rows, key=lambda r: r.expected_loss)
             cards.append(("Smallest expected loss", words.number(best.expected_loss, best.expected_loss_mcse), f"{best.action}, {words.loss_units(record)}"))
-        if result.get("threshold") is not None:
+        if result.get("domain") == "ab" and result.get("threshold") is not None:  # a risk threshold run's is a block of its own
             cards.append(("Threshold of caring", words.number(result["threshold"]), result.get("units", "")))
         cards += _best_lift(record)
         decision = result.get("decision")
