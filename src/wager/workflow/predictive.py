@@ -225,6 +225,9 @@ def prior_predictive_check(
     if units is None:
         checks = statistic_checks(model, replicated, statistics, alpha)
     else:
+        for site, key in sites.items():
+            if np.size(model.data[key]) != len(units):
+                raise ValueError(f"observed site {site!r} has {np.size(model.data[key])} elements, not one per unit ({len(units)})")
         per_test = alpha / (len(sites) * len(units))
         checks = tuple(
             ppp_check(f"{site}[{unit}]", "value", np.asarray(model.data[key], dtype=float).ravel()[i], replicated[site].reshape(draws, -1)[:, i], per_test)
