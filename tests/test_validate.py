@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from wager.cli import app
+from wager.workflow.predictive import prior_predictive_check
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -340,8 +341,6 @@ def test_an_ab_prior_predictive_check_judges_each_arm_against_its_own_prior():
     flagged, though each arm's count is ordinary under its prior (P(rate < 0.3) = 0.19, closed form)."""
     from scipy import stats
 
-    from wager.workflow.predictive import prior_predictive_check
-
     problem = count_problem()
     per_arm = prior_predictive_check(problem.model, seed=0, units=problem.prior_check_units)
     assert per_arm.passed and [c.site for c in per_arm.checks] == ["events[current]", "events[grid]", "events[carousel]"]
@@ -355,8 +354,6 @@ def test_an_ab_prior_predictive_check_judges_each_arm_against_its_own_prior():
 def test_an_ab_prior_that_rules_out_the_arms_rates_is_flagged_arm_by_arm():
     # Gamma(100, 1000): rate 0.10 +- 0.01 events per visitor, against 0.30-0.32 in the data
     tight = {"rate": {"family": "gamma", "params": {"shape": 100, "rate": 1000}, "why": "last year's layouts", "source": "test"}}
-    from wager.workflow.predictive import prior_predictive_check
-
     problem = count_problem(tight)
     check = prior_predictive_check(problem.model, seed=0, units=problem.prior_check_units)
     assert not check.passed and all(c.flagged for c in check.checks)
