@@ -36,7 +36,7 @@ def specs() -> dict[str, ABSpec]:
     return {
         # the founding example's arm sizes, default Beta(1, 1) prior
         "conversion": ABSpec(metric="conversion", arms=[{"name": "A", "visitors": 20000, "conversions": 1}, {"name": "B", "visitors": 20000, "conversions": 1}]),
-        # the three-arm count example's sizes, default Gamma(1, 0.001) prior
+        # the three-arm count example's sizes, default Gamma(1/2, 0.1) prior (Jeffreys', made proper)
         "count": ABSpec(metric="count", arms=[{"name": n, "visitors": 8000, "events": 1} for n in ("current", "grid", "carousel")]),
         # the default NIG prior is nearly improper (its prior predictive overflows): a proper one
         "mean": ABSpec(
