@@ -285,8 +285,9 @@ def _losses(record: Any) -> str:
     if not rows or result.get("status") != "decided":
         return ""
     units = words.loss_units(record)
+    caring = result.get("threshold") if result.get("domain") == "ab" else None  # an A/B test's threshold of caring
     uri = plots.loss_plot(
-        [r.action for r in rows], [r.expected_loss for r in rows], [r.expected_loss_mcse for r in rows], [r.chosen for r in rows], result.get("threshold"), units
+        [r.action for r in rows], [r.expected_loss for r in rows], [r.expected_loss_mcse for r in rows], [r.chosen for r in rows], caring, units
     )
     sampled = any(r.expected_loss_mcse > 0 for r in rows)
     headers = ["Action", "Expected loss", "Chance it is best"] + (["Monte Carlo error"] if sampled else [])
@@ -299,7 +300,7 @@ def _losses(record: Any) -> str:
     note = (
         f"Expected loss, in {units}: what choosing the action gives up, on average over the posterior, when another action turns out better. "
         + ("Whiskers are ±2 Monte Carlo standard errors. " if sampled else "Computed in closed form: no Monte Carlo error. ")
-        + ("The dashed line is the threshold of caring: an action is taken only when its expected loss is below it." if result.get("threshold") is not None else "")
+        + ("The dashed line is the threshold of caring: an action is taken only when its expected loss is below it." if caring is not None else "")
     )
     content = figure(uri, "Expected loss of each action", "") + table(headers, body, numeric=range(1, len(headers)), row_classes=["chosen" if r.chosen else "" for r in rows])
     return section("losses", "Expected loss of each action", content + f'<p class="note">{esc(note)}</p>')
