@@ -69,8 +69,8 @@ class ABProblem:
 
     @property
     def prior_check_units(self) -> tuple[str, ...]:
-        """The arms, each the model's data of one element of every observed site, with a prior of its own:
-        ``wager validate`` checks each arm's data against its own prior predictive (``units`` of
+        """The arms. Every observed site holds one element per arm and each arm has a prior of its own,
+        so ``wager validate`` checks each arm's data against its own prior predictive (``units`` of
         ``wager.workflow.predictive.prior_predictive_check``)."""
         return tuple(a.name for a in self.spec.arms or [])
 
