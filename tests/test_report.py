@@ -316,3 +316,11 @@ def test_the_validation_section_plots_each_loo_pit_of_a_domain_check(founding):
     both = page(AllOf((counts, amounts, held_out)))
     assert both.count('alt="LOO-PIT ECDF difference') == 2 and "claim amounts" in both
     assert "Posterior predictive p-values" not in both
+
+
+def test_the_html_of_an_ab_run_shows_its_threshold_of_caring(founding):
+    """The A/B result's ``threshold`` (1% of the control's posterior mean, 0.000550 for the founding
+    example) is a KPI card and the dashed line of the loss plot; other domains' ``threshold`` is not."""
+    page = html_report(founding)
+    assert "Threshold of caring" in page and "The dashed line is the threshold of caring" in page
+    assert abs(founding.result["threshold"] - 0.01 * 0.05504) < 1e-6 and "0.00055" in page

@@ -364,3 +364,9 @@ def test_the_shipped_count_example_validates():
     code, out = validate(str(EXAMPLES / "ab_three_arms_count.yaml"), "--sbc", "0", "--json")
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert code == 0 and checks["prior predictive"]["status"] == "passed", out
+
+
+def test_prior_check_units_must_match_every_observed_site():
+    problem = count_problem()
+    with pytest.raises(ValueError, match="'events' has 3 elements, not one per unit \\(2\\)"):
+        prior_predictive_check(problem.model, seed=0, units=("current", "grid"))
