@@ -14,7 +14,7 @@ from cli_helpers import assert_refused, invoke
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"sir": ["--chains", "2", "--warmup", "500", "--draws", "1000"],
-         "pk": ["--chains", "4", "--warmup", "500", "--draws", "1000", "--target-accept", "0.9"]}
+         "pk": ["--chains", "4", "--warmup", "500", "--draws", "1000", "--target-accept", "0.95"]}
 """The NUTS settings of test_science_sir and test_science_pk: one compiled chain per model per process."""
 
 
@@ -129,10 +129,13 @@ BAD = [
     (PK + ["--data", "unnamed_patient.csv"], ["data.path: column 'patient' must name each row's patient: row 3 is empty"]),
     (["pk", "--low", "5", "--high", "20", "--doses", "2,,4", "--sample", "theoph"], ["decision.doses.1: is empty: '2,,4' has nothing at position 2"]),
     (SIR + ["--data", "counts.csv", "--population", "763.5"], ["data.population: must be a whole number of people; got 763.5"]),
+    (PK + ["--sample", "theoph", "--lloq", "-0.1"], ["data.lloq", "greater than or equal to 0"]),
+    (PK + ["--sample", "theoph", "--lloq", "50"], ["data.lloq: every concentration is at or below it (50)"]),
 ]
 WHAT = ["negative count", "NaN count", "zero population", "no population", "zero beds", "horizon before the data",
         "zero dose in the data", "negative concentration", "zero candidate dose", "negative candidate dose",
-        "window upside down", "unknown sample", "empty patient cell", "empty candidate dose", "fractional population"]
+        "window upside down", "unknown sample", "empty patient cell", "empty candidate dose", "fractional population",
+        "negative limit of quantification", "limit above every concentration"]
 
 
 @pytest.mark.parametrize("args, fragments", BAD, ids=WHAT)

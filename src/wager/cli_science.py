@@ -72,12 +72,14 @@ def pk_command(
     time: Optional[str] = typer.Option(None, "--time", help="The hours-after-dose column (default: time)."),
     conc: Optional[str] = typer.Option(None, "--conc", help="The concentration column (default: conc)."),
     dose: Optional[str] = typer.Option(None, "--dose", help="The dose column (default: dose)."),
+    lloq: Optional[float] = typer.Option(None, "--lloq", help="The assay's limit of quantification: concentrations at or below it are censored (default 0)."),
     per_draw: Optional[int] = typer.Option(None, "--per-draw", help="Simulated new patients per posterior draw."),
 ) -> dict[str, Any]:
     """Choose the lowest dose that keeps the target share of new patients in the therapeutic window."""
     payload = {
         "task": "pk",
-        "data": _given(sample=sample, path=str(data) if data is not None else None, patient=patient, time=time, conc=conc, dose=dose),
+        "data": _given(sample=sample, path=str(data) if data is not None else None, patient=patient, time=time, conc=conc, dose=dose,
+                       lloq=lloq),
         "per_draw": per_draw,
         "decision": _given(low=low, high=high, doses=doses, target=target, regimen=regimen, interval=interval, start=start, end=end),
     }

@@ -2,7 +2,7 @@
 therapeutic window, per candidate dose, from the population posterior.
 
 For each posterior draw ``s`` and each of ``per_draw`` simulated new patients, fresh
-random effects give ``ka``, ``CL``, ``V``; their concentration curve per unit dose,
+random effects give ``ka``, ``CL``, ``V`` and the absorption lag; their concentration curve per unit dose,
 ``c(t)``, is evaluated on a grid over the time span that must stay in the window
 (``regimen``):
 
@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from wager.science.pk import EFFECTS, concentration, rates, steady_state_concentration
+from wager.science.pk import EFFECTS, lagged_concentration, rates, steady_state_concentration
 
 GRID = 97
 """Points of the time grid each curve's minimum and maximum are taken over."""
@@ -65,7 +65,7 @@ def time_grid(regimen: str, interval: float, start: float, end: float, points: i
 
 
 def new_patients(draws: Mapping[str, np.ndarray], rng: np.random.Generator, per_draw: int) -> dict[str, np.ndarray]:
-    """``ka``, ``ke``, ``v`` of ``per_draw`` new patients per posterior draw, shape
+    """``ka``, ``ke``, ``v``, ``tlag`` of ``per_draw`` new patients per posterior draw, shape
     ``(chains, draws, per_draw)``: the population's typical values times fresh log-normal
     random effects (``omega_*``), combined as in the model (``wager.science.pk.rates``)."""
     chains, n = np.shape(draws["log_cl_pop"])[:2]
@@ -74,15 +74,15 @@ def new_patients(draws: Mapping[str, np.ndarray], rng: np.random.Generator, per_
         z = rng.standard_normal((chains, n, per_draw))
         out[name] = np.exp(np.asarray(draws[f"log_{name}_pop"])[..., None] + np.asarray(draws[f"omega_{name}"])[..., None] * z)
     ka, ke, v = rates(out["ka"], out["cl"], out["v"])
-    return {"ka": ka, "ke": ke, "v": v}
+    return {"ka": ka, "ke": ke, "v": v, "tlag": out["tlag"]}
 
 
 def unit_dose_curves(patients: Mapping[str, np.ndarray], times: np.ndarray, regimen: str, interval: float) -> np.ndarray:
     """Concentration per unit dose at ``times`` ``(K,)`` for each patient: shape ``(..., K)``."""
-    ka, ke, v = (np.asarray(patients[k])[..., None] for k in ("ka", "ke", "v"))
+    ka, ke, v, tlag = (np.asarray(patients[k])[..., None] for k in ("ka", "ke", "v", "tlag"))
     if regimen == "steady_state":
-        return steady_state_concentration(times, 1.0, ka, ke, v, interval)
-    return concentration(times, 1.0, ka, ke, v)
+        return steady_state_concentration(times, 1.0, ka, ke, v, interval, tlag)
+    return lagged_concentration(times, 1.0, ka, ke, v, tlag)
 
 
 def dose_window(

