@@ -168,3 +168,30 @@ def test_a_gate_value_that_rounds_to_its_threshold_is_shown_with_the_digits_that
 
     assert Gate("r_hat", 1.00996, 1.01, "<", False, "mu").describe() == "r_hat FAILED: 1.00996 (mu), needs < 1.01"
     assert Gate("r_hat", 1.004, 1.01, "<", True).describe() == "r_hat passed: 1.004, needs < 1.01"
+
+
+def test_tied_largest_importance_ratios_are_bounded_weights_not_an_unfittable_tail():
+    """An observation no parameter moves (a reading censored where every draw puts it) has constant
+    ratios: ArviZ's PSIS finds no values above its cutoff and says k = inf, which would call the
+    plainest Monte Carlo average unreliable. Weights whose M + 1 largest are tied are bounded (each at
+    most 1 / (M + 1) of the sum), so they are used as they are, with k reported as 0."""
+    import arviz as az
+
+    from wager.kernel.calibration import loo_pit
+    from wager.kernel.diagnostics import pareto_smoothed_log_weights
+
+    constant = np.full(1000, -0.69)
+    assert az.psislw(constant.copy())[1] == np.inf  # the peer's verdict this replaces
+    log_w, k_hat = pareto_smoothed_log_weights(constant)
+    assert k_hat == 0.0 and np.allclose(np.exp(log_w), 1 / 1000)
+    # M = ceil(min(200, 3 sqrt(1000))) = 95: the 96 largest tied is bounded
+    rng = np.random.default_rng(4)
+    ratios = np.concatenate([np.full(96, 2.0), rng.uniform(-3, 1.9, 904)])
+    log_w, k_hat = pareto_smoothed_log_weights(ratios)
+    assert k_hat == 0.0 and np.isclose(np.exp(log_w).sum(), 1.0) and np.exp(log_w).max() < 1 / 96
+    # a tie below three large ratios is no bound: those three carry the weight, and PSIS's inf stands
+    assert pareto_smoothed_log_weights(np.concatenate([np.zeros(997), [8.0, 9.0, 10.0]]))[1] == np.inf
+    # LOO-PIT of a likelihood no draw moves: the plain average of the predictive CDF, and k below PSIS's bound
+    cdf = rng.uniform(size=(1000, 1))
+    pit = loo_pit(np.full((1000, 1), -0.69), cdf, alpha=0.01)
+    assert pit.values[0] == pytest.approx(cdf.mean()) and pit.max_pareto_k < pit.reliable_k

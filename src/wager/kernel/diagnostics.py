@@ -138,13 +138,33 @@ def pareto_smoothed_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, flo
     normalised log weights (same shape, ``logsumexp == 0``) and the Pareto shape
     ``k_hat`` of the weights' tail: below 0.7 the weighted estimates are reliable;
     above it, refit. ``k_hat`` is ``inf`` when the tail is too short to fit.
+
+    When the largest ratios are tied, all of the ``M`` that PSIS would fit its tail to
+    (``M = ceil(min(S / 5, 3 sqrt(S)))``) and the one below them, the weights are bounded:
+    none exceeds ``1 / (M + 1)`` of their sum. There is no tail to smooth (ArviZ reports
+    ``inf``: too few values above the cutoff); the raw weights are returned with ``k_hat``
+    0, an upper bound on a bounded tail's shape. Constant ratios are the common case: an
+    observation whose likelihood no parameter moves (a reading censored where every draw
+    puts it), a prior changed only by a constant over the draws.
     """
     az = _arviz()
     x = np.asarray(log_ratios, dtype=float)
+    if _largest_tied(x.reshape(-1)):
+        top = np.max(x)
+        return x - top - np.log(np.sum(np.exp(x - top))), 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ArviZ warns on k_hat > 0.7; the caller reads k_hat itself
         log_w, k_hat = az.psislw(x.reshape(-1).copy())
     return np.asarray(log_w).reshape(x.shape), float(k_hat)
+
+
+def _largest_tied(flat: np.ndarray) -> bool:
+    """Whether the ``M + 1`` largest of ``flat`` are equal, ``M = ceil(min(S / 5, 3 sqrt(S)))``: the
+    length of the tail PSIS fits (ArviZ's ``psislw`` with a relative efficiency of 1)."""
+    tail = int(math.ceil(min(0.2 * flat.size, 3.0 * math.sqrt(flat.size))))
+    if flat.size <= tail or np.isnan(flat).any() or not np.isfinite(flat.max()):
+        return False
+    return bool(np.partition(flat, -tail - 1)[-tail - 1] == flat.max())
 
 
 RELIABLE_K = 0.7
