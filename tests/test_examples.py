@@ -1,5 +1,6 @@
 """Every shipped example spec validates; the exact ones decide as documented."""
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_example_specs_validate(path):
     load_spec(path)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_problems_reach_worker_processes(path):
+    # SBC sends the prepared problem, its model included, to spawned workers: a lambda in it (a domain's
+    # log-likelihood bound to its data) made `wager validate --sbc` fail on every risk and science example
+    from wager.workflow.pipeline import domain_prepare
+
+    spec = load_spec(path)
+    problem = domain_prepare(spec)(spec, base_dir=EXAMPLES)
+    problem.model  # built (and cached) as SBC builds it
+    pickle.loads(pickle.dumps(problem))
 
 
 def test_conversion_example_is_the_founding_example():

@@ -176,6 +176,21 @@ def test_no_tasks_start_no_workers():
     assert ProcessPoolExecutor(workers=2).map(normal_draws, []) == []
 
 
+def test_a_task_no_worker_can_receive_is_named_before_any_worker_starts(monkeypatch):
+    # a payload holding a lambda cannot be pickled: the pool's feeder thread used to fail on it and print
+    # a traceback of its own (concurrent.futures' InvalidStateError) beside the error
+    from concurrent import futures
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for tasks no worker can receive")
+
+    monkeypatch.setattr(futures, "ProcessPoolExecutor", no_pool)
+    tasks = make_tasks(base_seed=1, stream=0, payloads=[lambda x: x] * 3)
+    with pytest.raises(TaskError, match=r"task 0 \(seed \d+\) failed: .*pickle") as failure:
+        ProcessPoolExecutor(workers=2).map(normal_draws, tasks)
+    assert failure.value.index == 0
+
+
 def test_sbc_is_identical_on_the_process_pool_and_on_ray(local_ray):
     """The acceptance test of the fan-out: one seed, one answer, whichever backend ran it."""
     from wager.ab.examples import FOUNDING_EXAMPLE

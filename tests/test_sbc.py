@@ -188,6 +188,38 @@ def CONVERSION_MODEL(heads: int) -> Model:
     )
 
 
+def normal_mean_model(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 2.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def normal_mean_log_likelihood(y, draws):
+    from scipy import stats
+
+    return stats.norm.logpdf(y, np.asarray(draws["mu"])[..., None], 1.0).sum(axis=-1)
+
+
+def test_the_simulated_data_not_the_recorded_give_sbcs_log_likelihood():
+    # a domain's NumPy log-likelihood is bound to the data it was built on (risk, science); SBC's test
+    # quantity must be log p(y_sim | theta), so the simulated model computes it from the simulated data
+    from functools import partial
+
+    from scipy import stats
+
+    from wager.workflow.sbc import log_likelihood, simulate_numpyro
+
+    y = np.array([0.1, -0.3, 0.5])
+    model = Model(name="normal", numpyro_model=normal_mean_model, data={"y": y}, log_likelihood=partial(normal_mean_log_likelihood, y))
+    simulation = simulate_numpyro(model, seed=5)
+    simulated = simulation.model.data["y"]
+    truth = {k: np.asarray(v)[None, None] for k, v in simulation.truth.items()}
+    assert not np.allclose(simulated, y)
+    assert log_likelihood(simulation.model, truth).item() == pytest.approx(stats.norm.logpdf(simulated, simulation.truth["mu"], 1.0).sum(), rel=1e-5)
+
+
 def test_bad_arguments_name_the_parameter():
     with pytest.raises(ValueError, match="simulations"):
         sbc(CONVERSION, simulations=0, seed=1)

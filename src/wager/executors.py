@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import warnings
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -119,6 +120,10 @@ class ProcessPoolExecutor:
         tasks = list(tasks)
         if not tasks:
             return []
+        try:  # what a worker cannot receive fails here, not in the pool's feeder thread (which prints tracebacks)
+            pickle.dumps((fn, tasks[0]))
+        except Exception as exc:
+            raise TaskError(tasks[0], exc) from exc
         pool = futures.ProcessPoolExecutor(
             max_workers=min(self.workers or available_cpus(), len(tasks)),
             mp_context=multiprocessing.get_context("spawn"),

@@ -32,6 +32,7 @@ row per class it is not separable from ``rate_class_sd`` and rests on its prior.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Hashable, Mapping, Sequence, Unpack
 
 import numpy as np
@@ -169,7 +170,7 @@ def build_model(portfolio: Portfolio, priors: Mapping[str, Prior] | None = None)
             **reference_levels(portfolio),
             "priors": dict(priors or default_priors()),
         },
-        log_likelihood=lambda draws: log_likelihood(portfolio, draws),
+        log_likelihood=functools.partial(log_likelihood, portfolio),  # picklable, for SBC's worker processes
     )
 
 

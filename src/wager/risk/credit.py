@@ -42,6 +42,7 @@ the Bayes threshold against 0.5 on the held-out applicants.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Unpack
 
@@ -264,7 +265,7 @@ def build_model(table: Any, design: Design, priors: Mapping[str, Prior] | None =
         name="risk:credit_logistic",
         numpyro_model=logistic_model,
         data={"X": X, "y": y.astype(float), "priors": dict(priors or default_priors())},
-        log_likelihood=lambda draws: log_likelihood(X, y, draws),
+        log_likelihood=functools.partial(log_likelihood, X, y),  # picklable, for SBC's worker processes
     )
 
 

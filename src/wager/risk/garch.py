@@ -39,6 +39,7 @@ a VaR backtest. Losses are ``-return``, in the returns' units (percent).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Unpack
@@ -182,7 +183,7 @@ def build_model(returns: Any, priors: Mapping[str, Prior] | None = None) -> Mode
         name="risk:garch_t",
         numpyro_model=garch_model,
         data={"r": r, "priors": dict(priors or default_priors())},
-        log_likelihood=lambda draws: log_likelihood(r, draws),
+        log_likelihood=functools.partial(log_likelihood, r),  # picklable, for SBC's worker processes
     )
 
 

@@ -47,6 +47,7 @@ The peer, Mack's chain ladder, is ``wager.risk.mack``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence, Unpack
 
@@ -326,7 +327,7 @@ def build_model(
             "size": tri.size,
             "priors": dict(priors or default_priors(model)),
         },
-        log_likelihood=lambda draws: log_likelihood(tri, draws, model),
+        log_likelihood=functools.partial(log_likelihood, tri, model=model),  # picklable, for SBC's worker processes
     )
 
 

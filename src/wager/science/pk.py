@@ -341,7 +341,7 @@ def build_model(trial: Trial, priors: Mapping[str, Prior] | None = None) -> Mode
             "priors": dict(priors or default_priors()),
             "lloq": trial.lloq,
         },
-        log_likelihood=lambda draws: log_likelihood(trial, draws),
+        log_likelihood=functools.partial(log_likelihood, trial),  # a partial, not a lambda: SBC sends it to worker processes
         version="2",  # 2: absorption lag, censoring at the limit of quantification
     )
 

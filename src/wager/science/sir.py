@@ -30,6 +30,7 @@ truncation. ``beta`` and ``gamma`` are sampled non-centred (``beta_z``,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Mapping
@@ -312,7 +313,7 @@ def build_model(outbreak: Outbreak, priors: Mapping[str, Prior] | None = None, h
         name="science:sir_negative_binomial",
         numpyro_model=sir_model,
         data={**model_data(outbreak, h), "priors": dict(priors or default_priors())},
-        log_likelihood=lambda draws: log_likelihood(outbreak, draws, h),
+        log_likelihood=functools.partial(log_likelihood, outbreak, horizon=h),  # picklable, for SBC's worker processes
     )
 
 

@@ -394,7 +394,8 @@ def simulate_numpyro(model: Model, seed: int) -> Simulation:
         simulated[key] = np.asarray(site["value"]).astype(np.asarray(data[key]).dtype)
     if not any(site["type"] == "sample" and site["infer"].get("was_observed") for site in trace.values()):
         raise CheckNotApplicable(f"model {model.name!r} observes none of its data: SBC has nothing to simulate")
-    return Simulation(truth=truth, model=replace(model, data=simulated))
+    # a domain's NumPy log_likelihood is bound to the data it was built on: NumPyro's, on the simulated data, replaces it
+    return Simulation(truth=truth, model=replace(model, data=simulated, log_likelihood=None))
 
 
 def _data_key(site: str, obs: Any, data: Mapping[str, Any]) -> str:
