@@ -8,7 +8,7 @@ ranks up at both ends and leaves the ECDF band (Säilynoja et al. 2022).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +218,43 @@ def test_the_simulated_data_not_the_recorded_give_sbcs_log_likelihood():
     truth = {k: np.asarray(v)[None, None] for k, v in simulation.truth.items()}
     assert not np.allclose(simulated, y)
     assert log_likelihood(simulation.model, truth).item() == pytest.approx(stats.norm.logpdf(simulated, simulation.truth["mu"], 1.0).sum(), rel=1e-5)
+
+
+def factor_model(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.factor("y_term", dist.Normal(mu, 1.0).log_prob(y).sum())
+
+
+@dataclass
+class FactorProblem:
+    """A model whose likelihood is a factor: nothing for SBC's simulator to draw (module level, so workers load it)."""
+
+    model: Model = field(default_factory=lambda: Model(name="factor", numpyro_model=factor_model, data={"y": np.array([0.2, -0.1])}))
+    spec: None = None
+
+
+@pytest.mark.parametrize("backend", ["serial", "process"])
+def test_an_sbc_that_cannot_apply_says_why_on_any_executor(backend):
+    # on the process pool the reason came back wrapped as "task 0 failed", which `wager validate` reports as
+    # an error (exit 1) where the serial executor's run reports the check as skipped
+    from wager.errors import CheckNotApplicable
+    from wager.executors import make_executor
+
+    with pytest.raises(CheckNotApplicable, match="numpyro.factor"):
+        sbc(FactorProblem(), simulations=4, seed=1, executor=make_executor(backend, workers=1), engine="nuts", thin_to=9,
+            inference={"chains": 1, "warmup": 50, "draws": 45})
+
+
+def test_bad_input_reaches_its_caller_whole_from_a_worker_process():
+    import pickle
+
+    from wager.errors import SpecError
+
+    again = pickle.loads(pickle.dumps(SpecError("data.lloq", "must be >= 0")))
+    assert (again.field, again.rule, str(again)) == ("data.lloq", "must be >= 0", "data.lloq: must be >= 0")
 
 
 def test_bad_arguments_name_the_parameter():

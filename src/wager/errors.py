@@ -23,6 +23,10 @@ class SpecError(WagerError):
         self.rule = rule
         super().__init__(f"{field}: {rule}" if field else rule)
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from field and rule, not the message: a worker process's error reaches its caller whole
+        return (type(self), (self.field, self.rule))
+
 
 class RegistryError(WagerError):
     """The run registry cannot do what was asked: the message names the run,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from wager.errors import SpecError, WagerError
+from wager.workflow.fanout import TaskError
 
 if TYPE_CHECKING:
     from wager.kernel.inference import ProgressFn
@@ -51,14 +52,6 @@ EXECUTORS = ("serial", "process", "ray")
 SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 SINGLE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "WAGER_CHAIN_THREADS")
 
-
-class TaskError(WagerError):
-    """A task raised: the message names its index and seed; the cause is the task's own error."""
-
-    def __init__(self, task: "Task", cause: BaseException) -> None:
-        self.index = task.index
-        self.seed = task.seed
-        super().__init__(f"task {task.index} (seed {task.seed}) failed: {type(cause).__name__}: {cause}")
 
 
 def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
+from wager.errors import WagerError
 from wager.kernel.inference import ProgressFn
 from wager.kernel.seeds import derive_seed
 
@@ -49,6 +50,17 @@ class Executor(Protocol):
     name: str
 
     def map(self, fn: Callable[[Task], R], tasks: Sequence[Task], progress: ProgressFn | None = None, label: str = "tasks") -> list[R]: ...
+
+
+class TaskError(WagerError):
+    """A task raised on an executor's worker: the message names its index and seed; ``error`` is
+    the task's own error, whose meaning (a check that cannot apply, bad input) callers may pass on."""
+
+    def __init__(self, task: Task, cause: BaseException) -> None:
+        self.index = task.index
+        self.seed = task.seed
+        self.error = cause
+        super().__init__(f"task {task.index} (seed {task.seed}) failed: {type(cause).__name__}: {cause}")
 
 
 @dataclass
