@@ -53,7 +53,6 @@ SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_paral
 SINGLE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "WAGER_CHAIN_THREADS")
 
 
-
 def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables every worker gets before it imports JAX.
 
