@@ -138,6 +138,22 @@ def test_a_failing_task_is_named_by_its_index(backend):
     assert failure.value.index == 2 and failure.value.seed == tasks[2].seed
 
 
+def refuses_task_one(task):
+    if task.index == 1:
+        raise SpecError("data.lloq", "every concentration is at or below it (50)")
+    return task.index
+
+
+def test_bad_input_in_a_task_reaches_the_caller_as_raised_on_every_backend(backend):
+    # as the serial executor raises it: `wager validate` reads a SpecError or CheckNotApplicable from a worker
+    # as what it means (SBC failed on a simulated dataset; SBC skipped), not as "task 1 failed"
+    tasks = make_tasks(base_seed=1, stream=0, payloads=[None] * 3)
+    for executor in (SerialExecutor(), make_executor(backend, workers=2)):
+        with pytest.raises(SpecError) as refused:
+            executor.map(refuses_task_one, tasks)
+        assert (refused.value.field, refused.value.rule) == ("data.lloq", "every concentration is at or below it (50)")
+
+
 def test_workers_run_single_threaded_jax_on_the_cpu(backend):
     [settings] = make_executor(backend, workers=1).map(worker_settings, make_tasks(1, 0, [None]))
     assert "--xla_cpu_multi_thread_eigen=false" in settings["XLA_FLAGS"]

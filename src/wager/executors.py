@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from wager.errors import SpecError, WagerError
-from wager.workflow.fanout import TaskError
 
 if TYPE_CHECKING:
     from wager.kernel.inference import ProgressFn
@@ -51,6 +50,16 @@ EXECUTORS = ("serial", "process", "ray")
 # several multi-threaded XLA clients on one machine only fight over the cores.
 SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 SINGLE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "WAGER_CHAIN_THREADS")
+
+
+class TaskError(WagerError):
+    """A task raised something other than a ``WagerError``: the message names its index and seed;
+    the cause is the task's own error."""
+
+    def __init__(self, task: "Task", cause: BaseException) -> None:
+        self.index = task.index
+        self.seed = task.seed
+        super().__init__(f"task {task.index} (seed {task.seed}) failed: {type(cause).__name__}: {cause}")
 
 
 def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -131,6 +140,8 @@ class ProcessPoolExecutor:
                 position = position_of[future]
                 try:
                     results[position] = future.result()
+                except WagerError:
+                    raise  # bad input, a check that cannot apply: as the serial executor raises it
                 except Exception as exc:
                     raise TaskError(tasks[position], exc) from exc
                 if progress is not None:
@@ -212,8 +223,11 @@ class RayExecutor:
                     try:
                         results[position] = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        if isinstance(cause, WagerError):
+                            raise cause from None  # as the serial executor raises it
                         # Name the task's own error, not Ray's wrapper (its remote traceback stays as the cause).
-                        raise TaskError(tasks[position], getattr(exc, "cause", None) or exc) from exc
+                        raise TaskError(tasks[position], cause or exc) from exc
                     except Exception as exc:  # the worker died, the task was cancelled, ...
                         raise TaskError(tasks[position], exc) from exc
                     done += 1

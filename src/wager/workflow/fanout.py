@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
-from wager.errors import WagerError
 from wager.kernel.inference import ProgressFn
 from wager.kernel.seeds import derive_seed
 
@@ -45,22 +44,13 @@ def make_tasks(base_seed: int, stream: int, payloads: Sequence[Any]) -> list[Tas
 
 
 class Executor(Protocol):
-    """Runs ``fn`` on every task; results in task order."""
+    """Runs ``fn`` on every task; results in task order. A task's ``WagerError`` (bad input, a check
+    that cannot apply) reaches the caller as raised, whatever the backend, so it means what it means
+    in this process; any other error comes wrapped in ``wager.executors.TaskError``, naming the task."""
 
     name: str
 
     def map(self, fn: Callable[[Task], R], tasks: Sequence[Task], progress: ProgressFn | None = None, label: str = "tasks") -> list[R]: ...
-
-
-class TaskError(WagerError):
-    """A task raised on an executor's worker: the message names its index and seed; ``error`` is
-    the task's own error, whose meaning (a check that cannot apply, bad input) callers may pass on."""
-
-    def __init__(self, task: Task, cause: BaseException) -> None:
-        self.index = task.index
-        self.seed = task.seed
-        self.error = cause
-        super().__init__(f"task {task.index} (seed {task.seed}) failed: {type(cause).__name__}: {cause}")
 
 
 @dataclass

@@ -64,13 +64,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from pydantic import BaseModel
 
-from wager.errors import CheckNotApplicable, SpecError
+from wager.errors import CheckNotApplicable
 from wager.kernel.calibration import Simulation, Uniformity, rank_of, rank_uniformity, thin
 from wager.kernel.inference import InferenceConfig, Model, ProgressFn, choose_engine, infer
 from wager.kernel.posterior import Posterior
 from wager.kernel.priors import Prior
 from wager.kernel.seeds import check_seed, derive_seed
-from wager.workflow.fanout import Executor, SerialExecutor, Task, TaskError, make_tasks
+from wager.workflow.fanout import Executor, SerialExecutor, Task, make_tasks
 
 SBC_STREAM = 5_812
 """``derive_seed`` stream of SBC simulations (apart from chain seeds and other fan-outs)."""
@@ -246,13 +246,7 @@ def sbc(
     job = SBCJob(problem=problem, config=config, thin_to=thin_to, fit=fit)
     tasks = make_tasks(seed, SBC_STREAM, [job] * simulations)
     runner = executor if executor is not None else SerialExecutor()
-    try:
-        replications = tuple(runner.map(run_replication, tasks, progress, label="SBC simulations"))
-    except TaskError as failure:
-        # a check that cannot apply, or a simulated dataset that cannot be fitted, means the same on a worker as here
-        if isinstance(failure.error, (CheckNotApplicable, SpecError)):
-            raise failure.error from None
-        raise
+    replications = tuple(runner.map(run_replication, tasks, progress, label="SBC simulations"))
     names = list(replications[0].ranks)
     per_quantity = alpha / len(names)
     quantities = {}
